@@ -1,0 +1,142 @@
+// ssbnet: argument checks of the entry points. Every check runs before anything is written and
+// throws ssb::error with a message "<verb>: <argument> ...".
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+#include "../types.hpp"
+#include "../weights.hpp"
+
+namespace ssb {
+namespace detail {
+
+inline std::string shape_string(long long n, long long h, long long w) {
+  return std::to_string(n) + "x" + std::to_string(h) + "x" + std::to_string(w);
+}
+
+// A view with no data and no extents stands for "not requested" where an output is optional.
+template <class T>
+bool is_empty(const FeatureMap<T>& v) {
+  return v.data == nullptr && v.batch == 0 && v.height == 0 && v.width == 0 && v.channels == 0;
+}
+template <class T>
+bool is_empty(const WeightsGrad<T>& g) {
+  return g.y == nullptr && g.x == nullptr && g.batch == 0 && g.capacity_y == 0 &&
+         g.capacity_x == 0;
+}
+
+template <class T>
+void check_view(const char* verb, const char* name, const FeatureMap<T>& v) {
+  const std::string prefix = std::string(verb) + ": " + name;
+  check_positive(verb, (std::string(name) + ".batch").c_str(), v.batch);
+  check_positive(verb, (std::string(name) + ".height").c_str(), v.height);
+  check_positive(verb, (std::string(name) + ".width").c_str(), v.width);
+  check_positive(verb, (std::string(name) + ".channels").c_str(), v.channels);
+  if (v.data == nullptr) fail(prefix + ".data is null");
+  if (v.layout != Layout::nhwc && v.layout != Layout::nchw) fail(prefix + ".layout is invalid");
+}
+
+template <class T>
+void check_view(const char* verb, const char* name, const SaliencyMap<T>& s) {
+  check_positive(verb, (std::string(name) + ".batch").c_str(), s.batch);
+  check_positive(verb, (std::string(name) + ".height").c_str(), s.height);
+  check_positive(verb, (std::string(name) + ".width").c_str(), s.width);
+  if (s.data == nullptr) fail(std::string(verb) + ": " + name + ".data is null");
+}
+
+template <class T>
+void check_weights(const char* verb, const Weights<T>& w) {
+  if (w.batch <= 0 || w.y.weight == nullptr || w.x.weight == nullptr || w.total == nullptr ||
+      w.y.in_size <= 0 || w.y.out_size <= 0 || w.x.in_size <= 0 || w.x.out_size <= 0) {
+    fail(std::string(verb) + ": weights is empty; make it with ssb::weights_view");
+  }
+}
+
+// `v` must cover the batch and the (height, width) that the weights map from or to.
+template <class V>
+void check_grid(const char* verb, const char* name, const V& v, int batch, int height, int width,
+                const char* grid) {
+  if (v.batch != batch || v.height != height || v.width != width) {
+    fail(std::string(verb) + ": " + name + " is " + shape_string(v.batch, v.height, v.width) +
+         " (N x H x W) but the weights' " + grid + " grid is " +
+         shape_string(batch, height, width));
+  }
+}
+
+template <class A, class B>
+void check_same_channels(const char* verb, const char* name_a, const FeatureMap<A>& a,
+                         const char* name_b, const FeatureMap<B>& b) {
+  if (a.channels != b.channels) {
+    fail(std::string(verb) + ": " + name_b + ".channels (" + std::to_string(b.channels) +
+         ") differs from " + name_a + ".channels (" + std::to_string(a.channels) + ")");
+  }
+}
+
+// An output must not share memory with an input: the gathers read the input while writing.
+template <class A, class B>
+void check_no_overlap(const char* verb, const char* out_name, const A* out, std::int64_t out_size,
+                      const char* in_name, const B* in, std::int64_t in_size) {
+  const auto o = reinterpret_cast<std::uintptr_t>(out), i = reinterpret_cast<std::uintptr_t>(in);
+  const auto o_end = o + std::uintptr_t(out_size) * sizeof(A);
+  const auto i_end = i + std::uintptr_t(in_size) * sizeof(B);
+  if (o < i_end && i < o_end) {
+    fail(std::string(verb) + ": " + out_name + " overlaps " + in_name);
+  }
+}
+
+template <class T>
+void check_weights_grad(const char* verb, const char* name, const WeightsGrad<T>& g,
+                        const Weights<T>& w) {
+  if (g.y == nullptr || g.x == nullptr) {
+    fail(std::string(verb) + ": " + name + " has a null pointer; make it with ssb::weights_grad_view");
+  }
+  if (g.batch != w.batch || g.capacity_y != w.y.capacity() || g.capacity_x != w.x.capacity()) {
+    fail(std::string(verb) + ": " + name + " does not match the weights (batch " +
+         std::to_string(g.batch) + " vs " + std::to_string(w.batch) +
+         "); make it with ssb::weights_grad_view from these weights");
+  }
+}
+
+// Finds the first saliency value of image n that is negative, NaN or infinite (its offset h*W + w
+// in `position`, or -1), and whether the map's sum overflows double.
+struct SaliencyCheck {
+  std::int64_t position = -1;
+  bool sum_overflows = false;
+};
+
+template <class S>
+SaliencyCheck check_saliency_image(const SaliencyMap<S>& s, int n) {
+  const std::int64_t size = std::int64_t(s.height) * s.width;
+  const S* map = s.data + std::int64_t(n) * size;
+  SaliencyCheck result;
+  double sum = 0.0;
+  for (std::int64_t e = 0; e < size; ++e) {
+    const double v = double(map[e]);
+    if (!(v >= 0.0) || std::isinf(v)) {
+      result.position = e;
+      return result;
+    }
+    sum += v;
+  }
+  result.sum_overflows = std::isinf(sum);
+  return result;
+}
+
+template <class S>
+[[noreturn]] void fail_saliency(const char* verb, const SaliencyMap<S>& s, int n,
+                                const SaliencyCheck& check) {
+  if (check.position < 0) {
+    fail(std::string(verb) + ": saliency of image n=" + std::to_string(n) +
+         " sums to infinity in double; scale the map down");
+  }
+  const int h = int(check.position / s.width), w = int(check.position % s.width);
+  const double v = double(s.data[std::int64_t(n) * s.height * s.width + check.position]);
+  fail(std::string(verb) + ": saliency[n=" + std::to_string(n) + ", h=" + std::to_string(h) +
+       ", w=" + std::to_string(w) + "] is " + std::to_string(v) +
+       "; saliency values must be finite and >= 0");
+}
+
+}  // namespace detail
+}  // namespace ssb

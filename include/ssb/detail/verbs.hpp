@@ -1,0 +1,271 @@
+// ssbnet: the six verbs, written once for every host backend.
+//
+// A host backend is a specialisation of detail::launcher<Exec> with
+//     static void for_each(const Exec&, std::int64_t count, F f)   // calls f(i), i in [0, count)
+// that may run the calls in any order and in parallel: every call writes only its own elements,
+// so results are the same bits whatever the backend and thread count. The verbs check all
+// arguments first (ssb::error, nothing written), then launch the bodies of weights.hpp,
+// kernels.hpp and backward.hpp.
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+#include "../backward.hpp"
+#include "../kernels.hpp"
+#include "../types.hpp"
+#include "../weights.hpp"
+#include "checks.hpp"
+
+namespace ssb {
+namespace detail {
+
+template <class Exec>
+struct launcher {
+  static constexpr bool available = false;
+};
+
+template <class Exec>
+constexpr void require_backend() {
+  static_assert(launcher<Exec>::available,
+                "no launcher for this execution tag: include its backend header "
+                "(<ssb/serial.hpp> for ssb::serial, <ssb/openmp.hpp> for ssb::openmp)");
+}
+
+template <class View, class T>
+constexpr void require_scalar() {
+  static_assert(std::is_same<std::remove_const_t<View>, T>::value,
+                "views and weights must have the same scalar type");
+  static_assert(std::is_floating_point<T>::value, "ssbnet supports float and double");
+}
+
+template <class Exec, class T>
+void launch_gather_rows(const Exec& exec, const Weights<T>& w, const FeatureMap<const T>& src,
+                        const FeatureMap<T>& dst, Direction direction, T scale) {
+  const std::int64_t rows = std::int64_t(dst.batch) * dst.height;
+  const int height = dst.height;
+  if (direction == Direction::forward) {
+    launcher<Exec>::for_each(exec, rows, [&](std::int64_t r) {
+      gather_row<Direction::forward>(w, src, dst, int(r / height), int(r % height), scale);
+    });
+  } else {
+    launcher<Exec>::for_each(exec, rows, [&](std::int64_t r) {
+      gather_row<Direction::inverse>(w, src, dst, int(r / height), int(r % height), scale);
+    });
+  }
+}
+
+// d_weights += the weight gradients of the file comment of backward.hpp, one call per segment.
+template <class Exec, class T>
+void launch_segment_grads(const Exec& exec, const Weights<T>& w, const FeatureMap<const T>& sampled,
+                          const FeatureMap<const T>& input, const WeightsGrad<T>& d_weights,
+                          T scale) {
+  const int cap_y = w.y.capacity(), cap_x = w.x.capacity();
+  const std::int64_t per_image = std::int64_t(cap_y) + cap_x;
+  launcher<Exec>::for_each(exec, std::int64_t(w.batch) * per_image, [&](std::int64_t s) {
+    const int n = int(s / per_image), k = int(s % per_image);
+    const AxisImage<T> ay = w.y.image(n), ax = w.x.image(n);
+    if (k < cap_y) {
+      if (k < ay.count()) {
+        d_weights.y[std::int64_t(n) * cap_y + k] +=
+            segment_grad<true>(ay, ax, sampled, input, n, k, scale);
+      }
+    } else if (k - cap_y < ax.count()) {
+      d_weights.x[std::int64_t(n) * cap_x + (k - cap_y)] +=
+          segment_grad<false>(ay, ax, sampled, input, n, k - cap_y, scale);
+    }
+  });
+}
+
+}  // namespace detail
+
+// Eqs. 1-7: saliency maps (N x H x W, finite, >= 0) -> segment weights for sampling to
+// out_h x out_w. `weights` is a weights_view for (N, H, W, out_h, out_w). A map that sums to 0
+// gets uniform weights (sy = 1/H, sx = 1/W), i.e. plain fractional-area resampling.
+template <class Exec, class S, class T>
+void compute_weights(const Exec& exec, SaliencyMap<S> saliency, int out_h, int out_w,
+                     const Weights<T>& weights) {
+  detail::require_backend<Exec>();
+  detail::require_scalar<S, T>();
+  const char* verb = "ssb::compute_weights";
+  detail::check_view(verb, "saliency", saliency);
+  detail::check_positive(verb, "out_h", out_h);
+  detail::check_positive(verb, "out_w", out_w);
+  detail::check_weights(verb, weights);
+  detail::check_grid(verb, "saliency", saliency, weights.batch, weights.in_height(),
+                     weights.in_width(), "input");
+  if (out_h != weights.out_height() || out_w != weights.out_width()) {
+    detail::fail(std::string(verb) + ": out_h x out_w is " + std::to_string(out_h) + "x" +
+                 std::to_string(out_w) + " but the weights were made for " +
+                 std::to_string(weights.out_height()) + "x" + std::to_string(weights.out_width()));
+  }
+  const SaliencyMap<const T> s = saliency;
+  std::vector<detail::SaliencyCheck> checks(std::size_t(s.batch));
+  detail::launcher<Exec>::for_each(exec, s.batch, [&](std::int64_t n) {
+    checks[std::size_t(n)] = detail::check_saliency_image(s, int(n));
+  });
+  for (int n = 0; n < s.batch; ++n) {
+    const auto& c = checks[std::size_t(n)];
+    if (c.position >= 0 || c.sum_overflows) detail::fail_saliency(verb, s, n, c);
+  }
+  detail::launcher<Exec>::for_each(exec, s.batch, [&](std::int64_t n) {
+    const int H = s.height, W = s.width;
+    double* row_mass = weights.y.mass + n * H;
+    double* col_mass = weights.x.mass + n * W;
+    detail::compute_masses(s.data + n * H * W, H, W, row_mass, col_mass, weights.total + n);
+    for (const AxisSegments<T>* a : {&weights.y, &weights.x}) {
+      const std::int64_t k0 = n * a->capacity();
+      detail::segment_walk(a->mass + n * a->in_size, a->mass_total(weights.total, int(n)),
+                           a->in_size, a->out_size, a->weight + k0, a->out_index + k0,
+                           a->in_index + k0, a->flags + k0, a->out_begin + n * (a->out_size + 1),
+                           a->in_begin + n * (a->in_size + 1));
+    }
+  });
+}
+
+// Eq. 8: xr (N x Hr x Wr x C) = Hr*Wr * Gy X Gx^T, per image and channel. Any layouts.
+template <class Exec, class T, class X>
+void sample(const Exec& exec, const Weights<T>& weights, FeatureMap<X> x, FeatureMap<T> xr) {
+  detail::require_backend<Exec>();
+  detail::require_scalar<X, T>();
+  const char* verb = "ssb::sample";
+  detail::check_weights(verb, weights);
+  detail::check_view(verb, "x", x);
+  detail::check_view(verb, "xr", xr);
+  detail::check_grid(verb, "x", x, weights.batch, weights.in_height(), weights.in_width(), "input");
+  detail::check_grid(verb, "xr", xr, weights.batch, weights.out_height(), weights.out_width(),
+                     "sampled");
+  detail::check_same_channels(verb, "x", x, "xr", xr);
+  detail::check_no_overlap(verb, "xr", xr.data, xr.size(), "x", x.data, x.size());
+  const T scale = T(double(weights.out_height()) * weights.out_width());
+  detail::launch_gather_rows(exec, weights, FeatureMap<const T>(x), xr,
+                             detail::Direction::forward, scale);
+}
+
+// Eq. 9 without shortcut and activation: z (N x H x W x C) = H*W * Gy^T Y Gx.
+template <class Exec, class T, class Y>
+void sample_inverse(const Exec& exec, const Weights<T>& weights, FeatureMap<Y> y,
+                    FeatureMap<T> z) {
+  detail::require_backend<Exec>();
+  detail::require_scalar<Y, T>();
+  const char* verb = "ssb::sample_inverse";
+  detail::check_weights(verb, weights);
+  detail::check_view(verb, "y", y);
+  detail::check_view(verb, "z", z);
+  detail::check_grid(verb, "y", y, weights.batch, weights.out_height(), weights.out_width(),
+                     "sampled");
+  detail::check_grid(verb, "z", z, weights.batch, weights.in_height(), weights.in_width(), "input");
+  detail::check_same_channels(verb, "y", y, "z", z);
+  detail::check_no_overlap(verb, "z", z.data, z.size(), "y", y.data, y.size());
+  const T scale = T(double(weights.in_height()) * weights.in_width());
+  detail::launch_gather_rows(exec, weights, FeatureMap<const T>(y), z,
+                             detail::Direction::inverse, scale);
+}
+
+// Backward of sample. d_x (overwritten) = Hr*Wr * Gy^T dXr Gx; d_weights (accumulated) += the
+// weight gradient of MATH.md "from sampling". Pass an empty view (FeatureMap<T>{} or
+// WeightsGrad<T>{}) for what is not needed; x is read only for d_weights.
+template <class Exec, class T, class X, class DXr>
+void sample_backward(const Exec& exec, const Weights<T>& weights, FeatureMap<X> x,
+                     FeatureMap<DXr> d_xr, FeatureMap<T> d_x, WeightsGrad<T> d_weights) {
+  detail::require_backend<Exec>();
+  detail::require_scalar<X, T>();
+  detail::require_scalar<DXr, T>();
+  const char* verb = "ssb::sample_backward";
+  detail::check_weights(verb, weights);
+  detail::check_view(verb, "d_xr", d_xr);
+  detail::check_grid(verb, "d_xr", d_xr, weights.batch, weights.out_height(), weights.out_width(),
+                     "sampled");
+  const bool want_dx = !detail::is_empty(d_x), want_dw = !detail::is_empty(d_weights);
+  if (want_dx) {
+    detail::check_view(verb, "d_x", d_x);
+    detail::check_grid(verb, "d_x", d_x, weights.batch, weights.in_height(), weights.in_width(),
+                       "input");
+    detail::check_same_channels(verb, "d_xr", d_xr, "d_x", d_x);
+    detail::check_no_overlap(verb, "d_x", d_x.data, d_x.size(), "d_xr", d_xr.data, d_xr.size());
+  }
+  if (want_dw) {
+    detail::check_view(verb, "x", x);
+    detail::check_grid(verb, "x", x, weights.batch, weights.in_height(), weights.in_width(),
+                       "input");
+    detail::check_same_channels(verb, "d_xr", d_xr, "x", x);
+    detail::check_weights_grad(verb, "d_weights", d_weights, weights);
+  }
+  const T scale = T(double(weights.out_height()) * weights.out_width());
+  if (want_dw) {
+    detail::launch_segment_grads(exec, weights, FeatureMap<const T>(d_xr), FeatureMap<const T>(x),
+                                 d_weights, scale);
+  }
+  if (want_dx) {
+    detail::launch_gather_rows(exec, weights, FeatureMap<const T>(d_xr), d_x,
+                               detail::Direction::inverse, scale);
+  }
+}
+
+// Backward of sample_inverse. d_y (overwritten) = H*W * Gy dZ Gx^T; d_weights (accumulated) +=
+// the weight gradient of MATH.md "from inverse". Empty views skip an output; y is read only for
+// d_weights.
+template <class Exec, class T, class Y, class DZ>
+void sample_inverse_backward(const Exec& exec, const Weights<T>& weights, FeatureMap<Y> y,
+                             FeatureMap<DZ> d_z, FeatureMap<T> d_y, WeightsGrad<T> d_weights) {
+  detail::require_backend<Exec>();
+  detail::require_scalar<Y, T>();
+  detail::require_scalar<DZ, T>();
+  const char* verb = "ssb::sample_inverse_backward";
+  detail::check_weights(verb, weights);
+  detail::check_view(verb, "d_z", d_z);
+  detail::check_grid(verb, "d_z", d_z, weights.batch, weights.in_height(), weights.in_width(),
+                     "input");
+  const bool want_dy = !detail::is_empty(d_y), want_dw = !detail::is_empty(d_weights);
+  if (want_dy) {
+    detail::check_view(verb, "d_y", d_y);
+    detail::check_grid(verb, "d_y", d_y, weights.batch, weights.out_height(), weights.out_width(),
+                       "sampled");
+    detail::check_same_channels(verb, "d_z", d_z, "d_y", d_y);
+    detail::check_no_overlap(verb, "d_y", d_y.data, d_y.size(), "d_z", d_z.data, d_z.size());
+  }
+  if (want_dw) {
+    detail::check_view(verb, "y", y);
+    detail::check_grid(verb, "y", y, weights.batch, weights.out_height(), weights.out_width(),
+                       "sampled");
+    detail::check_same_channels(verb, "d_z", d_z, "y", y);
+    detail::check_weights_grad(verb, "d_weights", d_weights, weights);
+  }
+  const T scale = T(double(weights.in_height()) * weights.in_width());
+  if (want_dw) {
+    detail::launch_segment_grads(exec, weights, FeatureMap<const T>(y), FeatureMap<const T>(d_z),
+                                 d_weights, scale);
+  }
+  if (want_dy) {
+    detail::launch_gather_rows(exec, weights, FeatureMap<const T>(d_z), d_y,
+                               detail::Direction::forward, scale);
+  }
+}
+
+// Eqs. 1-7 backward: d_weights (the sum of both samplers' contributions) -> d_saliency
+// (overwritten, N x H x W). Zero for maps that summed to 0. `saliency` is the map the weights
+// were computed from (checked for shape). Uses the workspace's gradient scratch: do not run two
+// of these on one workspace at once.
+template <class Exec, class S, class T, class DS>
+void compute_weights_backward(const Exec& exec, SaliencyMap<S> saliency, const Weights<T>& weights,
+                              WeightsGrad<T> d_weights, SaliencyMap<DS> d_saliency) {
+  detail::require_backend<Exec>();
+  detail::require_scalar<S, T>();
+  detail::require_scalar<DS, T>();
+  static_assert(!std::is_const<DS>::value, "d_saliency is an output");
+  const char* verb = "ssb::compute_weights_backward";
+  detail::check_weights(verb, weights);
+  detail::check_view(verb, "saliency", saliency);
+  detail::check_view(verb, "d_saliency", d_saliency);
+  detail::check_grid(verb, "saliency", saliency, weights.batch, weights.in_height(),
+                     weights.in_width(), "input");
+  detail::check_grid(verb, "d_saliency", d_saliency, weights.batch, weights.in_height(),
+                     weights.in_width(), "input");
+  detail::check_weights_grad(verb, "d_weights", d_weights, weights);
+  detail::launcher<Exec>::for_each(exec, weights.batch, [&](std::int64_t n) {
+    detail::saliency_grad_image(weights, d_weights, d_saliency.data, int(n));
+  });
+}
+
+}  // namespace ssb

@@ -1,0 +1,11 @@
+// ssbnet: SSBNet's saliency sampling kernels. Umbrella header: the core and the serial backend.
+// Other backends: <ssb/openmp.hpp> (ssbnet::openmp).
+#pragma once
+
+#include "backward.hpp"
+#include "dense.hpp"
+#include "host.hpp"
+#include "kernels.hpp"
+#include "serial.hpp"
+#include "types.hpp"
+#include "weights.hpp"

@@ -1,0 +1,153 @@
+// Every gradient against central finite differences in double (MATH.md, "Backward").
+//
+// Error measure, reported with MESSAGE: max_p |fd_p - analytic_p| / max_p |analytic_p|, the
+// worst deviation relative to the largest gradient entry of the tensor.
+#include "support.hpp"
+
+#include <functional>
+
+using test::Layout;
+
+namespace {
+
+// Compares `analytic` with central differences of `loss` over the entries of `param` (every entry,
+// or `limit` random ones), stepping each by `step(value)`.
+double fd_error(std::vector<double>& param, const std::vector<double>& analytic,
+                const std::function<double()>& loss, const std::function<double(double)>& step,
+                std::mt19937& rng, std::size_t limit) {
+  REQUIRE(param.size() == analytic.size());
+  std::vector<std::size_t> order(param.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::shuffle(order.begin(), order.end(), rng);
+  if (order.size() > limit) order.resize(limit);
+  double largest = 0.0, worst = 0.0;
+  for (double g : analytic) largest = std::max(largest, std::abs(g));
+  for (std::size_t p : order) {
+    const double v = param[p], h = step(v);
+    param[p] = v + h;
+    const double up = loss();
+    param[p] = v - h;
+    const double down = loss();
+    param[p] = v;
+    const double fd = (up - down) / (2.0 * h);
+    worst = std::max(worst, std::abs(fd - analytic[p]));
+  }
+  return largest > 0.0 ? worst / largest : worst;
+}
+
+// The loss of an SSB layer's two samplers sharing one set of weights:
+//     L(S, X, Y) = <sample(X; S), A> + <sample_inverse(Y; S), B>
+template <class Exec>
+struct SsbLoss {
+  test::Saliency<double> s;
+  test::Tensor<double> x, y, a, b;
+  int hr, wr;
+
+  double operator()() const {
+    const auto w = test::weights_for(Exec{}, s, hr, wr);
+    return test::dot(test::sampled(Exec{}, w, x), a) +
+           test::dot(test::inverse_sampled(Exec{}, w, y), b);
+  }
+};
+
+template <class Exec>
+SsbLoss<Exec> make_loss(std::mt19937& rng, test::Saliency<double> s, int c, int hr, int wr,
+                        Layout layout) {
+  return {s,
+          test::random_tensor<double>(rng, s.n, s.h, s.w, c, layout),
+          test::random_tensor<double>(rng, s.n, hr, wr, c, layout),
+          test::random_tensor<double>(rng, s.n, hr, wr, c, layout),
+          test::random_tensor<double>(rng, s.n, s.h, s.w, c, layout),
+          hr,
+          wr};
+}
+
+struct Worst {
+  double dx = 0, dy = 0, ds = 0;
+};
+
+// Runs all three checks on one problem and returns the errors.
+template <class Exec>
+Worst check_problem(std::mt19937& rng, SsbLoss<Exec>& f) {
+  const auto w = test::weights_for(Exec{}, f.s, f.hr, f.wr);
+  Worst e;
+  // d_x of sample with upstream gradient A, d_y of sample_inverse with upstream gradient B.
+  test::Tensor<double> dx(f.x.n, f.x.h, f.x.w, f.x.c, f.x.layout);
+  test::Tensor<double> dy(f.y.n, f.y.h, f.y.w, f.y.c, f.y.layout);
+  ssb::sample_backward(Exec{}, w, f.x.cview(), f.a.cview(), dx.view(), ssb::WeightsGrad<double>{});
+  ssb::sample_inverse_backward(Exec{}, w, f.y.cview(), f.b.cview(), dy.view(),
+                               ssb::WeightsGrad<double>{});
+  const auto linear_step = [](double) { return 1e-3; };
+  e.dx = fd_error(f.x.data, dx.data, [&] { return test::dot(test::sampled(Exec{}, w, f.x), f.a); },
+                  linear_step, rng, 200);
+  e.dy = fd_error(f.y.data, dy.data,
+                  [&] { return test::dot(test::inverse_sampled(Exec{}, w, f.y), f.b); },
+                  linear_step, rng, 200);
+  // d_saliency: both samplers' weight gradients accumulated, then compute_weights_backward.
+  ssb::HostWeightsGrad<double> dw(w);
+  ssb::sample_backward(Exec{}, w, f.x.cview(), f.a.cview(), ssb::FeatureMap<double>{}, dw);
+  ssb::sample_inverse_backward(Exec{}, w, f.y.cview(), f.b.cview(), ssb::FeatureMap<double>{}, dw);
+  test::Saliency<double> ds(f.s.n, f.s.h, f.s.w, -1.0);
+  ssb::compute_weights_backward(Exec{}, f.s.view(), w, dw, ds.mut());
+  e.ds = fd_error(f.s.data, ds.data, std::ref(f), [](double v) { return 1e-6 * v; }, rng, 400);
+  return e;
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("gradients match central finite differences", Exec, SSB_TEST_BACKENDS) {
+  std::mt19937 rng(31);
+  struct Problem {
+    const char* kind;
+    test::Shape s;
+    Layout layout;
+  };
+  const std::vector<Problem> problems = {
+      {"smooth", {2, 9, 7, 3, 4, 3}, Layout::nhwc},   {"smooth", {1, 12, 10, 2, 5, 7}, Layout::nchw},
+      {"smooth", {3, 6, 6, 4, 3, 3}, Layout::nhwc},   {"smooth", {1, 1, 5, 3, 1, 2}, Layout::nhwc},
+      {"spiky", {2, 10, 8, 3, 4, 4}, Layout::nhwc},   {"spiky", {1, 16, 16, 2, 6, 5}, Layout::nchw},
+      {"zoom in", {2, 5, 4, 3, 9, 7}, Layout::nhwc},  {"zoom in", {1, 3, 6, 2, 8, 11}, Layout::nchw},
+      {"zoom in", {1, 4, 4, 2, 4, 9}, Layout::nhwc}};
+  Worst overall;
+  for (const auto& p : problems) {
+    const auto& s = p.s;
+    const std::string kind = p.kind;
+    CAPTURE(kind);
+    CAPTURE(test::describe(s.n, s.h, s.w, s.c, s.hr, s.wr, p.layout));
+    auto saliency = kind == "spiky" ? test::spiky_saliency<double>(rng, s.n, s.h, s.w)
+                                                  : test::smooth_saliency<double>(rng, s.n, s.h, s.w);
+    auto f = make_loss<Exec>(rng, saliency, s.c, s.hr, s.wr, p.layout);
+    const Worst e = check_problem(rng, f);
+    CHECK(e.dx <= 1e-9);
+    CHECK(e.dy <= 1e-9);
+    CHECK(e.ds <= 1e-6);
+    MESSAGE(kind << " " << test::describe(s.n, s.h, s.w, s.c, s.hr, s.wr, p.layout)
+                   << ": d_x " << e.dx << ", d_y " << e.dy << ", d_saliency " << e.ds);
+    overall.dx = std::max(overall.dx, e.dx);
+    overall.dy = std::max(overall.dy, e.dy);
+    overall.ds = std::max(overall.ds, e.ds);
+  }
+  MESSAGE("worst relative error: d_x " << overall.dx << ", d_y " << overall.dy << ", d_saliency "
+                                       << overall.ds);
+}
+
+TEST_CASE_TEMPLATE("d_weights accumulates and either output may be skipped", Exec,
+                   SSB_TEST_BACKENDS) {
+  std::mt19937 rng(32);
+  auto f = make_loss<Exec>(rng, test::smooth_saliency<double>(rng, 2, 7, 6), 3, 3, 4, Layout::nhwc);
+  const auto w = test::weights_for(Exec{}, f.s, f.hr, f.wr);
+  ssb::HostWeightsGrad<double> once(w), twice(w);
+  test::Tensor<double> dx(f.x.n, f.x.h, f.x.w, f.x.c, f.x.layout), dx_alone = dx;
+  ssb::sample_backward(Exec{}, w, f.x.cview(), f.a.cview(), dx.view(), once);
+  ssb::sample_backward(Exec{}, w, f.x.cview(), f.a.cview(), ssb::FeatureMap<double>{}, twice);
+  ssb::sample_backward(Exec{}, w, f.x.cview(), f.a.cview(), ssb::FeatureMap<double>{}, twice);
+  ssb::sample_backward(Exec{}, w, ssb::FeatureMap<const double>{}, f.a.cview(), dx_alone.view(),
+                       ssb::WeightsGrad<double>{});
+  CHECK(test::bitwise_equal(dx.data, dx_alone.data));
+  bool any_nonzero = false;
+  for (std::size_t i = 0; i < once.values().size(); ++i) {
+    CHECK(twice.values()[i] == 2.0 * once.values()[i]);
+    any_nonzero = any_nonzero || once.values()[i] != 0.0;
+  }
+  CHECK(any_nonzero);
+}

@@ -1,0 +1,183 @@
+// The structural properties of MATH.md ("Facts that make good tests"), on every backend.
+#include "support.hpp"
+
+using test::Layout;
+
+namespace {
+
+// sy[h] = (sum_w S[h,w]) / T and sx, straight from eqs. 1-2.
+std::vector<double> marginal(const test::Saliency<double>& s, int n, bool along_y) {
+  std::vector<double> m(std::size_t(along_y ? s.h : s.w), 0.0);
+  double total = 0.0;
+  for (int h = 0; h < s.h; ++h)
+    for (int w = 0; w < s.w; ++w) {
+      const double v = s.data[(std::size_t(n) * s.h + h) * s.w + w];
+      m[std::size_t(along_y ? h : w)] += v;
+      total += v;
+    }
+  for (auto& v : m) v /= total;
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("segments: staircase, bound, offsets, row and column sums", Exec,
+                   SSB_TEST_BACKENDS) {
+  std::mt19937 rng(11);
+  for (const auto& s : test::test_shapes(rng, 30)) {
+    CAPTURE(test::describe(s.n, s.h, s.w, s.c, s.hr, s.wr, Layout::nhwc));
+    const auto saliency = test::smooth_saliency<double>(rng, s.n, s.h, s.w);
+    const auto w = test::weights_for(Exec{}, saliency, s.hr, s.wr);
+    for (int n = 0; n < s.n; ++n) {
+      for (const bool along_y : {true, false}) {
+        const auto a = (along_y ? w.y : w.x).image(n);
+        const int in = a.in_size, out = a.out_size;
+        const int count = a.count();
+        CHECK(count <= in + out - 1);
+        CHECK(count >= std::max(in, out));
+        CHECK(a.out_begin[0] == 0);
+        CHECK(a.in_begin[0] == 0);
+        CHECK(a.in_begin[in] == count);
+        for (int k = 1; k < count; ++k) {
+          CHECK(a.out_index[k] >= a.out_index[k - 1]);
+          CHECK(a.in_index[k] >= a.in_index[k - 1]);
+          CHECK(a.out_index[k] + a.in_index[k] > a.out_index[k - 1] + a.in_index[k - 1]);
+        }
+        // Every segment lies in its output row's range and its input row's range.
+        for (int i = 0; i < out; ++i)
+          for (int k = a.out_begin[i]; k < a.out_begin[i + 1]; ++k) CHECK(a.out_index[k] == i);
+        for (int j = 0; j < in; ++j)
+          for (int k = a.in_begin[j]; k < a.in_begin[j + 1]; ++k) CHECK(a.in_index[k] == j);
+        // Rows of G sum to 1/out, columns to the marginal.
+        const auto m = marginal(saliency, n, along_y);
+        for (int i = 0; i < out; ++i) {
+          double sum = 0.0;
+          for (int k = a.out_begin[i]; k < a.out_begin[i + 1]; ++k) sum += a.weight[k];
+          CHECK(sum == doctest::Approx(1.0 / out).epsilon(1e-12));
+        }
+        for (int j = 0; j < in; ++j) {
+          double sum = 0.0;
+          for (int k = a.in_begin[j]; k < a.in_begin[j + 1]; ++k) sum += a.weight[k];
+          CHECK(std::abs(sum - m[std::size_t(j)]) <= 1e-14);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE_TEMPLATE("a constant map samples to the same constant, both ways", Exec,
+                   SSB_TEST_BACKENDS) {
+  std::mt19937 rng(12);
+  for (const auto& s : test::test_shapes(rng, 10)) {
+    for (Layout layout : {Layout::nhwc, Layout::nchw}) {
+      CAPTURE(test::describe(s.n, s.h, s.w, s.c, s.hr, s.wr, layout));
+      const auto w = test::weights_for(Exec{}, test::spiky_saliency<double>(rng, s.n, s.h, s.w),
+                                       s.hr, s.wr);
+      test::Tensor<double> x(s.n, s.h, s.w, s.c, layout), y(s.n, s.hr, s.wr, s.c, layout);
+      for (int c = 0; c < s.c; ++c) {
+        for (int n = 0; n < s.n; ++n) {
+          for (int h = 0; h < s.h; ++h)
+            for (int v = 0; v < s.w; ++v) x.at(n, h, v, c) = 0.5 + c;
+          for (int h = 0; h < s.hr; ++h)
+            for (int v = 0; v < s.wr; ++v) y.at(n, h, v, c) = 0.5 + c;
+        }
+      }
+      // Inverse sampling of a constant: H*W * sum_i Gy[i,h] sum_q Gx[q,w] = H*W * sy[h] * sx[w],
+      // constant only for a uniform map, so use the uniform weights for that direction.
+      test::check_close(test::sampled(Exec{}, w, x).data, y.data, 64, "sample of a constant");
+      const auto uniform = test::weights_for(Exec{}, test::Saliency<double>(s.n, s.h, s.w, 3.0),
+                                             s.hr, s.wr);
+      test::check_close(test::inverse_sampled(Exec{}, uniform, y).data, x.data, 64,
+                        "inverse of a constant, uniform map");
+    }
+  }
+}
+
+TEST_CASE_TEMPLATE("uniform map, divisible sizes: sample is average pooling", Exec,
+                   SSB_TEST_BACKENDS) {
+  std::mt19937 rng(13);
+  for (const auto& s : std::vector<test::Shape>{{2, 8, 12, 5, 4, 3}, {1, 28, 28, 16, 14, 7},
+                                                {3, 9, 9, 2, 3, 1}, {1, 6, 4, 3, 6, 2}}) {
+    for (Layout layout : {Layout::nhwc, Layout::nchw}) {
+      CAPTURE(test::describe(s.n, s.h, s.w, s.c, s.hr, s.wr, layout));
+      const auto w = test::weights_for(Exec{}, test::Saliency<double>(s.n, s.h, s.w, 0.25),
+                                       s.hr, s.wr);
+      const auto x = test::random_tensor<double>(rng, s.n, s.h, s.w, s.c, layout);
+      const int fh = s.h / s.hr, fw = s.w / s.wr;
+      test::Tensor<double> pooled(s.n, s.hr, s.wr, s.c, layout);
+      for (int n = 0; n < s.n; ++n)
+        for (int i = 0; i < s.hr; ++i)
+          for (int q = 0; q < s.wr; ++q)
+            for (int c = 0; c < s.c; ++c) {
+              double sum = 0.0;
+              for (int dh = 0; dh < fh; ++dh)
+                for (int dw = 0; dw < fw; ++dw) sum += x.at(n, i * fh + dh, q * fw + dw, c);
+              pooled.at(n, i, q, c) = sum / (fh * fw);
+            }
+      test::check_close(test::sampled(Exec{}, w, x).data, pooled.data, 64, "average pooling");
+    }
+  }
+}
+
+TEST_CASE_TEMPLATE("uniform map, same size: both samplers are the identity", Exec,
+                   SSB_TEST_BACKENDS) {
+  std::mt19937 rng(14);
+  for (const auto& s : std::vector<test::Shape>{{2, 7, 5, 3, 7, 5}, {1, 1, 1, 4, 1, 1},
+                                                {1, 33, 17, 2, 33, 17}}) {
+    CAPTURE(test::describe(s.n, s.h, s.w, s.c, s.hr, s.wr, Layout::nhwc));
+    const auto w = test::weights_for(Exec{}, test::Saliency<double>(s.n, s.h, s.w, 2.0), s.h,
+                                     s.w);
+    const auto x = test::random_tensor<double>(rng, s.n, s.h, s.w, s.c, Layout::nhwc);
+    test::check_close(test::sampled(Exec{}, w, x).data, x.data, 64, "sample");
+    test::check_close(test::inverse_sampled(Exec{}, w, x).data, x.data, 64, "inverse");
+  }
+}
+
+TEST_CASE_TEMPLATE("adjoint identity: <sample(X), Y> HW == <X, inverse(Y)> HrWr", Exec,
+                   SSB_TEST_BACKENDS) {
+  std::mt19937 rng(15);
+  for (const auto& s : test::test_shapes(rng, 20)) {
+    for (Layout layout : {Layout::nhwc, Layout::nchw}) {
+      CAPTURE(test::describe(s.n, s.h, s.w, s.c, s.hr, s.wr, layout));
+      const auto w = test::weights_for(Exec{}, test::smooth_saliency<double>(rng, s.n, s.h, s.w),
+                                       s.hr, s.wr);
+      const auto x = test::random_tensor<double>(rng, s.n, s.h, s.w, s.c, layout);
+      const auto y = test::random_tensor<double>(rng, s.n, s.hr, s.wr, s.c, layout);
+      const double lhs = test::dot(test::sampled(Exec{}, w, x), y) * s.h * s.w;
+      const double rhs = test::dot(x, test::inverse_sampled(Exec{}, w, y)) * s.hr * s.wr;
+      CHECK(lhs == doctest::Approx(rhs).epsilon(1e-12));
+    }
+  }
+}
+
+TEST_CASE_TEMPLATE("NHWC and NCHW give the same values, bit for bit", Exec, SSB_TEST_BACKENDS) {
+  std::mt19937 rng(16);
+  for (const auto& s : test::test_shapes(rng, 10)) {
+    CAPTURE(test::describe(s.n, s.h, s.w, s.c, s.hr, s.wr, Layout::nhwc));
+    const auto w = test::weights_for(Exec{}, test::smooth_saliency<float>(rng, s.n, s.h, s.w),
+                                     s.hr, s.wr);
+    const auto x = test::random_tensor<float>(rng, s.n, s.h, s.w, s.c, Layout::nhwc);
+    const auto y = test::random_tensor<float>(rng, s.n, s.hr, s.wr, s.c, Layout::nhwc);
+    const auto x_nchw = test::relayout(x, Layout::nchw);
+    const auto y_nchw = test::relayout(y, Layout::nchw);
+    CHECK(test::bitwise_equal(
+        test::relayout(test::sampled(Exec{}, w, x_nchw), Layout::nhwc).data,
+        test::sampled(Exec{}, w, x).data));
+    CHECK(test::bitwise_equal(
+        test::relayout(test::inverse_sampled(Exec{}, w, y_nchw), Layout::nhwc).data,
+        test::inverse_sampled(Exec{}, w, y).data));
+    // Mixed layouts (NHWC in, NCHW out) are accepted too.
+    test::Tensor<float> xr_mixed(s.n, s.hr, s.wr, s.c, Layout::nchw);
+    ssb::sample(Exec{}, w, x.cview(), xr_mixed.view());
+    CHECK(test::bitwise_equal(test::relayout(xr_mixed, Layout::nhwc).data,
+                              test::sampled(Exec{}, w, x).data));
+  }
+}
+
+TEST_CASE_TEMPLATE("an all-zero map falls back to uniform weights", Exec, SSB_TEST_BACKENDS) {
+  const test::Saliency<double> zero(2, 6, 5, 0.0), ones(2, 6, 5, 1.0);
+  const auto wz = test::weights_for(Exec{}, zero, 4, 3);
+  const auto wo = test::weights_for(Exec{}, ones, 4, 3);
+  CHECK(test::bitwise_equal(ssb::dense::to_dense(wz).gy, ssb::dense::to_dense(wo).gy));
+  CHECK(test::bitwise_equal(ssb::dense::to_dense(wz).gx, ssb::dense::to_dense(wo).gx));
+}
