@@ -7,8 +7,9 @@
 //     dGx[l] += scale * sum_{k = 0..Ky-1} wy_k * D(k, l)
 // sample_backward:          A = dXr, B = X,  scale = Hr*Wr
 // sample_inverse_backward:  A = Y,   B = dZ, scale = H*W
-// (G is zero off the segments and so is its gradient there.) Each segment's gradient is one call,
-// so a backend may run segments in any order or in parallel without atomics.
+// (G is zero off the segments and so is its gradient there.) The gathers of kernels.hpp produce
+// D(k, l) while computing d_x or d_y (PairDots); segment_grad finishes the job, one call per
+// segment, so segments can run in any order or in parallel without atomics.
 #pragma once
 
 #include <cstdint>
@@ -19,53 +20,16 @@
 namespace ssb {
 namespace detail {
 
-// Lanes of the partial sums of dot(): a fixed reassociation, so the loop vectorises without
-// -ffast-math and gives the same bits on every backend and thread count.
-constexpr int dot_lanes = 16;
-
-// sum_{c < count} a[c * stride_a] * b[c * stride_b], summed in dot_lanes interleaved partial sums
-// combined pairwise.
-template <class T>
-SSB_HOST_DEVICE inline T dot(const T* a, std::int64_t stride_a, const T* b, std::int64_t stride_b,
-                             int count) {
-  T lane[dot_lanes];
-  for (int u = 0; u < dot_lanes; ++u) lane[u] = T(0);
-  int c = 0;
-  if (stride_a == 1 && stride_b == 1) {
-    for (; c + dot_lanes <= count; c += dot_lanes) {
-      for (int u = 0; u < dot_lanes; ++u) lane[u] += a[c + u] * b[c + u];
-    }
-  } else {
-    for (; c + dot_lanes <= count; c += dot_lanes) {
-      for (int u = 0; u < dot_lanes; ++u) lane[u] += a[(c + u) * stride_a] * b[(c + u) * stride_b];
-    }
-  }
-  for (int u = 0; c < count; ++c, ++u) lane[u] += a[c * stride_a] * b[c * stride_b];
-  for (int width = dot_lanes / 2; width > 0; width /= 2) {
-    for (int u = 0; u < width; ++u) lane[u] += lane[u + width];
-  }
-  return lane[0];
-}
-
 // scale * sum over the segments of the other axis of w_other * D(k, l), for segment `fixed` of
-// axis y (FixedIsY) or x. `sampled` is A and `input` is B of the file comment.
+// axis y (FixedIsY) or x. `dots` holds D of one image as [capacity_y][stride].
 template <bool FixedIsY, class T>
-SSB_HOST_DEVICE inline T segment_grad(const AxisImage<T>& ay, const AxisImage<T>& ax,
-                                      const FeatureMap<const T>& sampled,
-                                      const FeatureMap<const T>& input, int n, int fixed, T scale) {
-  const AxisImage<T>& other = FixedIsY ? ax : ay;
-  const AxisImage<T>& self = FixedIsY ? ay : ax;
-  const int out_fixed = self.out_index[fixed], in_fixed = self.in_index[fixed];
-  const std::int64_t cs_a = sampled.channel_stride(), cs_b = input.channel_stride();
-  const int channels = sampled.channels, count = other.count();
+SSB_HOST_DEVICE inline T segment_grad(const AxisImage<T>& other, const T* dots, int stride,
+                                      int fixed, T scale) {
+  const int count = other.count();
   T sum = T(0);
   for (int k = 0; k < count; ++k) {
-    const int out_k = other.out_index[k], in_k = other.in_index[k];
-    const T* a = sampled.data + (FixedIsY ? sampled.pixel_offset(n, out_fixed, out_k)
-                                          : sampled.pixel_offset(n, out_k, out_fixed));
-    const T* b = input.data + (FixedIsY ? input.pixel_offset(n, in_fixed, in_k)
-                                        : input.pixel_offset(n, in_k, in_fixed));
-    sum += other.weight[k] * dot(a, cs_a, b, cs_b, channels);
+    sum += other.weight[k] * (FixedIsY ? dots[std::int64_t(fixed) * stride + k]
+                                       : dots[std::int64_t(k) * stride + fixed]);
   }
   return scale * sum;
 }

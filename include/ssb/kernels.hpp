@@ -1,13 +1,21 @@
-// ssbnet: the gather bodies of sampling and inverse sampling (MATH.md eqs. 8 and 9).
+// ssbnet: the gather bodies of sampling and inverse sampling (MATH.md eqs. 8 and 9), with the
+// pair dot products of the weight gradients fused in.
 //
 // One body serves four products, because the segments can be walked from either side:
-//   sample          Xr[i,q,:] = Hr*Wr * sum_{k in out(i)} sum_{l in out(q)} wy_k wx_l X[j_k, j_l, :]
-//   sample_inverse  Z[h,w,:]  = H*W   * sum_{k in in(h)}  sum_{l in in(w)}  wy_k wx_l Y[i_k, i_l, :]
+//   sample          Xr[i,q,:] = Hr*Wr * sum_{l in out(q)} wx_l sum_{k in out(i)} wy_k X[j_k, j_l, :]
+//   sample_inverse  Z[h,w,:]  = H*W   * sum_{l in in(w)}  wx_l sum_{k in in(h)}  wy_k Y[i_k, i_l, :]
 //   d_x of sample   = the inverse gather of dXr with scale Hr*Wr
 //   d_y of inverse  = the forward gather of dZ with scale H*W
-// Backends call these per destination pixel (or per block of channels of one); each destination
-// element is written by exactly one call, with a fixed summation order, so results do not depend
-// on the backend's parallel decomposition.
+// The order of summation is fixed and the same in every layout: for each x segment l, the y sum
+//     inner = sum_k wy_k src[.., .., c]      (k ascending, from 0)
+// then acc += wx_l * inner (l ascending, from 0), then dst = scale * acc. So NHWC, NCHW and
+// mixed layouts give the same bits, and a backend only decides which rows run where.
+//
+// Pair dots (backward.hpp): every pair (k, l) of a y and an x segment is visited by exactly one
+// destination pixel (a, b), reading src at the pair's source pixel. With `other` a map on the
+// destination grid, the gather can also produce
+//     dots[k * stride + l] = sum_c src[source pixel of (k, l), c] * other[a, b, c]
+// which is D(k, l) of backward.hpp for both backward verbs, at no extra read of src.
 #pragma once
 
 #include <cstdint>
@@ -34,56 +42,157 @@ SSB_HOST_DEVICE inline int source_index(const AxisImage<T>& a, int k) {
   return D == Direction::forward ? a.in_index[k] : a.out_index[k];
 }
 
-// Channels accumulated at once in registers by gather_pixel.
+// What a gather writes besides (or instead of) its destination: the pair dots of one image.
+template <class T>
+struct PairDots {
+  FeatureMap<const T> other;  // on the destination grid
+  T* dots = nullptr;          // dots of the image: [capacity_y][stride]; null: no dots
+  int stride = 0;             // capacity_x
+};
+
+// Channels handled at once in registers by the per-pixel body.
 constexpr int channel_block = 32;
 
-// dst[n, a, b, c] = scale * sum_{k in range_y(a)} sum_{l in range_x(b)}
-//                   wy_k * wx_l * src[n, source_y(k), source_x(l), c]     for c in [c_begin, c_end)
-// Contiguous = true when the channel stride of both views is 1 (NHWC), which lets the compiler
-// vectorise over channels; the arithmetic is identical either way.
+// Lanes of the partial sums of pair_dot.
+constexpr int dot_lanes = 16;
+
+// sum_{c < count} a[c * sa] * b[c * sb]: lane u sums the channels c = u (mod dot_lanes) in
+// ascending order, then the lanes are added as a halving tree. A fixed reassociation, so it
+// vectorises without -ffast-math and gives the same bits everywhere.
+template <class T>
+SSB_HOST_DEVICE inline T pair_dot(const T* a, std::int64_t sa, const T* b, std::int64_t sb,
+                                  int count) {
+  T lane[dot_lanes];
+  for (int u = 0; u < dot_lanes; ++u) lane[u] = T(0);
+  int c = 0;
+  for (; c + dot_lanes <= count; c += dot_lanes) {
+    for (int u = 0; u < dot_lanes; ++u) lane[u] += a[(c + u) * sa] * b[(c + u) * sb];
+  }
+  for (int u = 0; c < count; ++c, ++u) lane[u] += a[c * sa] * b[c * sb];
+  for (int width = dot_lanes / 2; width > 0; width /= 2) {
+    for (int u = 0; u < width; ++u) lane[u] += lane[u + width];
+  }
+  return lane[0];
+}
+
+// Destination pixel (n, a, b), channels of every layout (Contiguous: all channel strides are 1,
+// which lets the compiler vectorise). `dst.data` null: compute only the pair dots.
 template <Direction D, bool Contiguous, class T>
 SSB_HOST_DEVICE inline void gather_pixel(const AxisImage<T>& ay, const AxisImage<T>& ax,
                                          const FeatureMap<const T>& src, const FeatureMap<T>& dst,
-                                         int n, int a, int b, int c_begin, int c_end, T scale) {
+                                         const PairDots<T>& pair, int n, int a, int b, T scale) {
   const std::int64_t src_cs = Contiguous ? 1 : src.channel_stride();
   const std::int64_t dst_cs = Contiguous ? 1 : dst.channel_stride();
+  const std::int64_t other_cs = Contiguous ? 1 : pair.other.channel_stride();
   const int ky0 = range_begin<D>(ay, a), ky1 = range_begin<D>(ay, a + 1);
   const int kx0 = range_begin<D>(ax, b), kx1 = range_begin<D>(ax, b + 1);
-  T* out = dst.data + dst.pixel_offset(n, a, b);
-  for (int c0 = c_begin; c0 < c_end; c0 += channel_block) {
-    const int cn = c_end - c0 < channel_block ? c_end - c0 : channel_block;
+  const int channels = src.channels;
+  T* out = dst.data == nullptr ? nullptr : dst.data + dst.pixel_offset(n, a, b);
+  const T* other =
+      pair.dots == nullptr ? nullptr : pair.other.data + pair.other.pixel_offset(n, a, b);
+  for (int c0 = 0; c0 < channels; c0 += channel_block) {
+    const int cn = channels - c0 < channel_block ? channels - c0 : channel_block;
     T acc[channel_block];
     for (int c = 0; c < channel_block; ++c) acc[c] = T(0);
-    for (int k = ky0; k < ky1; ++k) {
-      const T wy = ay.weight[k];
-      const int sy = source_index<D>(ay, k);
-      for (int l = kx0; l < kx1; ++l) {
-        const T wxy = wy * ax.weight[l];
-        const T* in = src.data + src.pixel_offset(n, sy, source_index<D>(ax, l)) + c0 * src_cs;
+    for (int l = kx0; l < kx1; ++l) {
+      const int sx = source_index<D>(ax, l);
+      T inner[channel_block];
+      for (int c = 0; c < channel_block; ++c) inner[c] = T(0);
+      for (int k = ky0; k < ky1; ++k) {
+        const T wy = ay.weight[k];
+        const T* in = src.data + src.pixel_offset(n, source_index<D>(ay, k), sx) + c0 * src_cs;
         if (cn == channel_block) {
-          for (int c = 0; c < channel_block; ++c) acc[c] += wxy * in[c * src_cs];
+          for (int c = 0; c < channel_block; ++c) inner[c] += wy * in[c * src_cs];
         } else {
-          for (int c = 0; c < cn; ++c) acc[c] += wxy * in[c * src_cs];
+          for (int c = 0; c < cn; ++c) inner[c] += wy * in[c * src_cs];
         }
       }
+      const T wx = ax.weight[l];
+      for (int c = 0; c < channel_block; ++c) acc[c] += wx * inner[c];
     }
-    for (int c = 0; c < cn; ++c) out[(c0 + c) * dst_cs] = scale * acc[c];
+    if (out != nullptr) {
+      for (int c = 0; c < cn; ++c) out[(c0 + c) * dst_cs] = scale * acc[c];
+    }
+  }
+  // The pair dots, over all channels at once while the source pixels are still in cache.
+  if (other != nullptr) {
+    for (int k = ky0; k < ky1; ++k) {
+      const int sy = source_index<D>(ay, k);
+      for (int l = kx0; l < kx1; ++l) {
+        const T* in = src.data + src.pixel_offset(n, sy, source_index<D>(ax, l));
+        pair.dots[std::int64_t(k) * pair.stride + l] =
+            Contiguous ? pair_dot(in, 1, other, 1, channels)
+                       : pair_dot(in, src_cs, other, other_cs, channels);
+      }
+    }
   }
 }
 
-// Calls gather_pixel for every pixel of destination row (n, a) and every channel.
+// Destination row (n, a) of NCHW maps, plane by plane: the y sums of a whole source row at once
+// (row[w] = sum_k wy_k src[c, source_y(k), w], vectorised over w), then the x sums. Same
+// arithmetic as gather_pixel. `row` holds src.width elements. Pair dots sum the channels in
+// order. `dst.data` null: compute only the pair dots.
+template <Direction D, class T>
+SSB_HOST_DEVICE inline void gather_row_planar(const AxisImage<T>& ay, const AxisImage<T>& ax,
+                                              const FeatureMap<const T>& src,
+                                              const FeatureMap<T>& dst, const PairDots<T>& pair,
+                                              int n, int a, T scale, T* row) {
+  const int ky0 = range_begin<D>(ay, a), ky1 = range_begin<D>(ay, a + 1);
+  const bool forward = D == Direction::forward;
+  const int src_w = src.width;
+  const int dst_h = forward ? ay.out_size : ay.in_size, dst_w = forward ? ax.out_size : ax.in_size;
+  const std::int64_t src_plane = std::int64_t(src.height) * src_w;
+  const std::int64_t dst_plane = std::int64_t(dst_h) * dst_w;
+  for (int c = 0; c < src.channels; ++c) {
+    const T* plane = src.data + (std::int64_t(n) * src.channels + c) * src_plane;
+    for (int w = 0; w < src_w; ++w) row[w] = T(0);
+    for (int k = ky0; k < ky1; ++k) {
+      const T wy = ay.weight[k];
+      const T* in = plane + std::int64_t(source_index<D>(ay, k)) * src_w;
+      for (int w = 0; w < src_w; ++w) row[w] += wy * in[w];
+    }
+    const std::int64_t dst_row = (std::int64_t(n) * src.channels + c) * dst_plane +
+                                 std::int64_t(a) * dst_w;
+    for (int b = 0; b < dst_w; ++b) {
+      const int kx0 = range_begin<D>(ax, b), kx1 = range_begin<D>(ax, b + 1);
+      T acc = T(0);
+      for (int l = kx0; l < kx1; ++l) acc += ax.weight[l] * row[source_index<D>(ax, l)];
+      if (dst.data != nullptr) dst.data[dst_row + b] = scale * acc;
+      if (pair.dots != nullptr) {
+        const T o = pair.other.data[dst_row + b];
+        for (int k = ky0; k < ky1; ++k) {
+          const T* in = plane + std::int64_t(source_index<D>(ay, k)) * src_w;
+          for (int l = kx0; l < kx1; ++l) {
+            T& d = pair.dots[std::int64_t(k) * pair.stride + l];
+            const T part = in[source_index<D>(ax, l)] * o;
+            d = c == 0 ? part : d + part;
+          }
+        }
+      }
+    }
+  }
+}
+
+// Destination row (n, a) with the body that fits the layouts: planar when every map is NCHW,
+// contiguous per-pixel when every map is NHWC, strided per-pixel otherwise. `dst.data` null:
+// pair dots only. `row` (src.width elements) is used by the planar body only.
 template <Direction D, class T>
 SSB_HOST_DEVICE inline void gather_row(const Weights<T>& weights, const FeatureMap<const T>& src,
-                                       const FeatureMap<T>& dst, int n, int a, T scale) {
+                                       const FeatureMap<T>& dst, const PairDots<T>& pair, int n,
+                                       int a, T scale, T* row) {
   const AxisImage<T> ay = weights.y.image(n), ax = weights.x.image(n);
-  if (src.layout == Layout::nhwc && dst.layout == Layout::nhwc) {
-    for (int b = 0; b < dst.width; ++b) {
-      gather_pixel<D, true>(ay, ax, src, dst, n, a, b, 0, dst.channels, scale);
-    }
+  const bool has_dst = dst.data != nullptr, has_dots = pair.dots != nullptr;
+  const auto all = [&](Layout layout) {
+    return src.layout == layout && (!has_dst || dst.layout == layout) &&
+           (!has_dots || pair.other.layout == layout);
+  };
+  const int dst_w = D == Direction::forward ? ax.out_size : ax.in_size;
+  if (all(Layout::nchw)) {
+    gather_row_planar<D>(ay, ax, src, dst, pair, n, a, scale, row);
+  } else if (all(Layout::nhwc)) {
+    for (int b = 0; b < dst_w; ++b) gather_pixel<D, true>(ay, ax, src, dst, pair, n, a, b, scale);
   } else {
-    for (int b = 0; b < dst.width; ++b) {
-      gather_pixel<D, false>(ay, ax, src, dst, n, a, b, 0, dst.channels, scale);
-    }
+    for (int b = 0; b < dst_w; ++b) gather_pixel<D, false>(ay, ax, src, dst, pair, n, a, b, scale);
   }
 }
 

@@ -144,7 +144,11 @@ WorkspaceLayout workspace_layout(const char* verb, int batch, int in_h, int in_w
   }
   WorkspaceLayout layout{};
   std::size_t at = 0;
-  const auto take = [&at](std::size_t count, std::size_t element) {
+  const auto take = [&at, verb](std::size_t count, std::size_t element) {
+    const std::size_t limit = std::numeric_limits<std::size_t>::max() - 2 * workspace_alignment;
+    if (count > (limit - at) / element) {
+      fail(std::string(verb) + ": the workspace size overflows std::size_t");
+    }
     const std::size_t start = at;
     at = align_up(at + count * element);
     return start;
@@ -235,6 +239,9 @@ std::size_t weights_grad_size(const Weights<T>& weights) {
 template <class T>
 WeightsGrad<T> weights_grad_view(const Weights<T>& weights, T* data, std::size_t elements) {
   const char* verb = "ssb::weights_grad_view";
+  if (weights.batch <= 0 || weights.y.weight == nullptr || weights.x.weight == nullptr) {
+    detail::fail(std::string(verb) + ": weights is empty; make it with ssb::weights_view");
+  }
   if (data == nullptr) detail::fail(std::string(verb) + ": data is null");
   const std::size_t needed = weights_grad_size(weights);
   if (elements < needed) {

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "../types.hpp"
 #include "../weights.hpp"
@@ -86,6 +87,17 @@ void check_no_overlap(const char* verb, const char* out_name, const A* out, std:
   }
 }
 
+// d_weights (accumulated) must not share memory with a map the same call reads or writes.
+template <class T, class V>
+void check_grad_no_overlap(const char* verb, const WeightsGrad<T>& g, const char* name,
+                           const FeatureMap<V>& v) {
+  if (v.data == nullptr) return;
+  check_no_overlap(verb, "d_weights", g.y, std::int64_t(g.batch) * g.capacity_y, name, v.data,
+                   v.size());
+  check_no_overlap(verb, "d_weights", g.x, std::int64_t(g.batch) * g.capacity_x, name, v.data,
+                   v.size());
+}
+
 template <class T>
 void check_weights_grad(const char* verb, const char* name, const WeightsGrad<T>& g,
                         const Weights<T>& w) {
@@ -100,7 +112,8 @@ void check_weights_grad(const char* verb, const char* name, const WeightsGrad<T>
 }
 
 // Finds the first saliency value of image n that is negative, NaN or infinite (its offset h*W + w
-// in `position`, or -1), and whether the map's sum overflows double.
+// in `position`, or -1), and whether the row or column sums of the map overflow double, summed
+// exactly as compute_weights will sum them.
 struct SaliencyCheck {
   std::int64_t position = -1;
   bool sum_overflows = false;
@@ -111,16 +124,18 @@ SaliencyCheck check_saliency_image(const SaliencyMap<S>& s, int n) {
   const std::int64_t size = std::int64_t(s.height) * s.width;
   const S* map = s.data + std::int64_t(n) * size;
   SaliencyCheck result;
-  double sum = 0.0;
   for (std::int64_t e = 0; e < size; ++e) {
     const double v = double(map[e]);
     if (!(v >= 0.0) || std::isinf(v)) {
       result.position = e;
       return result;
     }
-    sum += v;
   }
-  result.sum_overflows = std::isinf(sum);
+  std::vector<double> row_mass(std::size_t(s.height)), col_mass(std::size_t(s.width));
+  double total = 0.0;
+  compute_masses(map, s.height, s.width, row_mass.data(), col_mass.data(), &total);
+  result.sum_overflows = std::isinf(total);
+  for (double c : col_mass) result.sum_overflows = result.sum_overflows || std::isinf(c);
   return result;
 }
 

@@ -40,42 +40,73 @@ constexpr void require_scalar() {
   static_assert(std::is_floating_point<T>::value, "ssbnet supports float and double");
 }
 
-template <class Exec, class T>
-void launch_gather_rows(const Exec& exec, const Weights<T>& w, const FeatureMap<const T>& src,
-                        const FeatureMap<T>& dst, Direction direction, T scale) {
-  const std::int64_t rows = std::int64_t(dst.batch) * dst.height;
-  const int height = dst.height;
-  if (direction == Direction::forward) {
-    launcher<Exec>::for_each(exec, rows, [&](std::int64_t r) {
-      gather_row<Direction::forward>(w, src, dst, int(r / height), int(r % height), scale);
-    });
-  } else {
-    launcher<Exec>::for_each(exec, rows, [&](std::int64_t r) {
-      gather_row<Direction::inverse>(w, src, dst, int(r / height), int(r % height), scale);
-    });
-  }
+// Scratch of the planar (NCHW) gather body: one row per host thread, reused across calls.
+template <class T>
+T* thread_row(std::size_t count) {
+  thread_local std::vector<T> row;
+  if (row.size() < count) row.resize(count);
+  return row.data();
 }
 
-// d_weights += the weight gradients of the file comment of backward.hpp, one call per segment.
+// Every destination row of a gather (kernels.hpp), one call per (image, row). With `dots`
+// (batch * capacity_y * capacity_x elements), also the pair dots against `other`; `dst` may then
+// be an empty view.
 template <class Exec, class T>
-void launch_segment_grads(const Exec& exec, const Weights<T>& w, const FeatureMap<const T>& sampled,
-                          const FeatureMap<const T>& input, const WeightsGrad<T>& d_weights,
-                          T scale) {
+void launch_gather(const Exec& exec, const Weights<T>& w, const FeatureMap<const T>& src,
+                   const FeatureMap<T>& dst, Direction direction, T scale,
+                   const FeatureMap<const T>& other = {}, T* dots = nullptr) {
+  const bool forward = direction == Direction::forward;
+  const int height = forward ? w.out_height() : w.in_height();
+  const std::int64_t per_image = std::int64_t(w.y.capacity()) * w.x.capacity();
+  launcher<Exec>::for_each(exec, std::int64_t(w.batch) * height, [&](std::int64_t r) {
+    const int n = int(r / height), a = int(r % height);
+    const PairDots<T> pair{other, dots == nullptr ? nullptr : dots + n * per_image,
+                           w.x.capacity()};
+    T* row = thread_row<T>(std::size_t(src.width));
+    if (forward) {
+      gather_row<Direction::forward>(w, src, dst, pair, n, a, scale, row);
+    } else {
+      gather_row<Direction::inverse>(w, src, dst, pair, n, a, scale, row);
+    }
+  });
+}
+
+// d_weights += the weight gradients of backward.hpp from the pair dots, one call per segment.
+template <class Exec, class T>
+void launch_segment_grads(const Exec& exec, const Weights<T>& w, const T* dots,
+                          const WeightsGrad<T>& d_weights, T scale) {
   const int cap_y = w.y.capacity(), cap_x = w.x.capacity();
   const std::int64_t per_image = std::int64_t(cap_y) + cap_x;
   launcher<Exec>::for_each(exec, std::int64_t(w.batch) * per_image, [&](std::int64_t s) {
     const int n = int(s / per_image), k = int(s % per_image);
     const AxisImage<T> ay = w.y.image(n), ax = w.x.image(n);
+    const T* image_dots = dots + std::int64_t(n) * cap_y * cap_x;
     if (k < cap_y) {
       if (k < ay.count()) {
         d_weights.y[std::int64_t(n) * cap_y + k] +=
-            segment_grad<true>(ay, ax, sampled, input, n, k, scale);
+            segment_grad<true>(ax, image_dots, cap_x, k, scale);
       }
     } else if (k - cap_y < ax.count()) {
       d_weights.x[std::int64_t(n) * cap_x + (k - cap_y)] +=
-          segment_grad<false>(ay, ax, sampled, input, n, k - cap_y, scale);
+          segment_grad<false>(ay, image_dots, cap_x, k - cap_y, scale);
     }
   });
+}
+
+// The backward of one sampler: the gather of `upstream` in `direction` into `d_data` (may be
+// empty), fused with the pair dots against `other` when d_weights is wanted.
+template <class Exec, class T>
+void launch_backward(const Exec& exec, const Weights<T>& w, const FeatureMap<const T>& upstream,
+                     const FeatureMap<T>& d_data, Direction direction, T scale,
+                     const FeatureMap<const T>& other, const WeightsGrad<T>* d_weights) {
+  if (d_weights == nullptr) {
+    launch_gather(exec, w, upstream, d_data, direction, scale);
+    return;
+  }
+  std::vector<T> dots(std::size_t(w.batch) * std::size_t(w.y.capacity()) *
+                      std::size_t(w.x.capacity()));
+  launch_gather(exec, w, upstream, d_data, direction, scale, other, dots.data());
+  launch_segment_grads(exec, w, dots.data(), *d_weights, scale);
 }
 
 }  // namespace detail
@@ -139,8 +170,8 @@ void sample(const Exec& exec, const Weights<T>& weights, FeatureMap<X> x, Featur
   detail::check_same_channels(verb, "x", x, "xr", xr);
   detail::check_no_overlap(verb, "xr", xr.data, xr.size(), "x", x.data, x.size());
   const T scale = T(double(weights.out_height()) * weights.out_width());
-  detail::launch_gather_rows(exec, weights, FeatureMap<const T>(x), xr,
-                             detail::Direction::forward, scale);
+  detail::launch_gather(exec, weights, FeatureMap<const T>(x), xr, detail::Direction::forward,
+                        scale);
 }
 
 // Eq. 9 without shortcut and activation: z (N x H x W x C) = H*W * Gy^T Y Gx.
@@ -159,8 +190,8 @@ void sample_inverse(const Exec& exec, const Weights<T>& weights, FeatureMap<Y> y
   detail::check_same_channels(verb, "y", y, "z", z);
   detail::check_no_overlap(verb, "z", z.data, z.size(), "y", y.data, y.size());
   const T scale = T(double(weights.in_height()) * weights.in_width());
-  detail::launch_gather_rows(exec, weights, FeatureMap<const T>(y), z,
-                             detail::Direction::inverse, scale);
+  detail::launch_gather(exec, weights, FeatureMap<const T>(y), z, detail::Direction::inverse,
+                        scale);
 }
 
 // Backward of sample. d_x (overwritten) = Hr*Wr * Gy^T dXr Gx; d_weights (accumulated) += the
@@ -191,15 +222,16 @@ void sample_backward(const Exec& exec, const Weights<T>& weights, FeatureMap<X> 
                        "input");
     detail::check_same_channels(verb, "d_xr", d_xr, "x", x);
     detail::check_weights_grad(verb, "d_weights", d_weights, weights);
+    detail::check_grad_no_overlap(verb, d_weights, "d_xr", d_xr);
+    detail::check_grad_no_overlap(verb, d_weights, "x", x);
+    detail::check_grad_no_overlap(verb, d_weights, "d_x", d_x);
+    if (want_dx) detail::check_no_overlap(verb, "d_x", d_x.data, d_x.size(), "x", x.data, x.size());
   }
   const T scale = T(double(weights.out_height()) * weights.out_width());
-  if (want_dw) {
-    detail::launch_segment_grads(exec, weights, FeatureMap<const T>(d_xr), FeatureMap<const T>(x),
-                                 d_weights, scale);
-  }
-  if (want_dx) {
-    detail::launch_gather_rows(exec, weights, FeatureMap<const T>(d_xr), d_x,
-                               detail::Direction::inverse, scale);
+  if (want_dx || want_dw) {
+    detail::launch_backward(exec, weights, FeatureMap<const T>(d_xr), d_x,
+                            detail::Direction::inverse, scale, FeatureMap<const T>(x),
+                            want_dw ? &d_weights : nullptr);
   }
 }
 
@@ -231,15 +263,16 @@ void sample_inverse_backward(const Exec& exec, const Weights<T>& weights, Featur
                        "sampled");
     detail::check_same_channels(verb, "d_z", d_z, "y", y);
     detail::check_weights_grad(verb, "d_weights", d_weights, weights);
+    detail::check_grad_no_overlap(verb, d_weights, "d_z", d_z);
+    detail::check_grad_no_overlap(verb, d_weights, "y", y);
+    detail::check_grad_no_overlap(verb, d_weights, "d_y", d_y);
+    if (want_dy) detail::check_no_overlap(verb, "d_y", d_y.data, d_y.size(), "y", y.data, y.size());
   }
   const T scale = T(double(weights.in_height()) * weights.in_width());
-  if (want_dw) {
-    detail::launch_segment_grads(exec, weights, FeatureMap<const T>(y), FeatureMap<const T>(d_z),
-                                 d_weights, scale);
-  }
-  if (want_dy) {
-    detail::launch_gather_rows(exec, weights, FeatureMap<const T>(d_z), d_y,
-                               detail::Direction::forward, scale);
+  if (want_dy || want_dw) {
+    detail::launch_backward(exec, weights, FeatureMap<const T>(d_z), d_y,
+                            detail::Direction::forward, scale, FeatureMap<const T>(y),
+                            want_dw ? &d_weights : nullptr);
   }
 }
 
@@ -263,6 +296,12 @@ void compute_weights_backward(const Exec& exec, SaliencyMap<S> saliency, const W
   detail::check_grid(verb, "d_saliency", d_saliency, weights.batch, weights.in_height(),
                      weights.in_width(), "input");
   detail::check_weights_grad(verb, "d_weights", d_weights, weights);
+  for (const T* g : {d_weights.y, d_weights.x}) {
+    const std::int64_t count = std::int64_t(weights.batch) *
+                               (g == d_weights.y ? d_weights.capacity_y : d_weights.capacity_x);
+    detail::check_no_overlap(verb, "d_saliency", d_saliency.data, d_saliency.size(), "d_weights",
+                             g, count);
+  }
   detail::launcher<Exec>::for_each(exec, weights.batch, [&](std::int64_t n) {
     detail::saliency_grad_image(weights, d_weights, d_saliency.data, int(n));
   });
