@@ -41,6 +41,10 @@ template <Direction D, class T>
 SSB_HOST_DEVICE inline int source_index(const AxisImage<T>& a, int k) {
   return D == Direction::forward ? a.in_index[k] : a.out_index[k];
 }
+template <Direction D, class T>
+SSB_HOST_DEVICE inline int dest_index(const AxisImage<T>& a, int k) {
+  return D == Direction::forward ? a.out_index[k] : a.in_index[k];
+}
 
 // What a gather writes besides (or instead of) its destination: the pair dots of one image.
 template <class T>
@@ -128,68 +132,19 @@ SSB_HOST_DEVICE inline void gather_pixel(const AxisImage<T>& ay, const AxisImage
   }
 }
 
-// Destination row (n, a) of NCHW maps, plane by plane: the y sums of a whole source row at once
-// (row[w] = sum_k wy_k src[c, source_y(k), w], vectorised over w), then the x sums. Same
-// arithmetic as gather_pixel. `row` holds src.width elements. Pair dots sum the channels in
-// order. `dst.data` null: compute only the pair dots.
-template <Direction D, class T>
-SSB_HOST_DEVICE inline void gather_row_planar(const AxisImage<T>& ay, const AxisImage<T>& ax,
-                                              const FeatureMap<const T>& src,
-                                              const FeatureMap<T>& dst, const PairDots<T>& pair,
-                                              int n, int a, T scale, T* row) {
-  const int ky0 = range_begin<D>(ay, a), ky1 = range_begin<D>(ay, a + 1);
-  const bool forward = D == Direction::forward;
-  const int src_w = src.width;
-  const int dst_h = forward ? ay.out_size : ay.in_size, dst_w = forward ? ax.out_size : ax.in_size;
-  const std::int64_t src_plane = std::int64_t(src.height) * src_w;
-  const std::int64_t dst_plane = std::int64_t(dst_h) * dst_w;
-  for (int c = 0; c < src.channels; ++c) {
-    const T* plane = src.data + (std::int64_t(n) * src.channels + c) * src_plane;
-    for (int w = 0; w < src_w; ++w) row[w] = T(0);
-    for (int k = ky0; k < ky1; ++k) {
-      const T wy = ay.weight[k];
-      const T* in = plane + std::int64_t(source_index<D>(ay, k)) * src_w;
-      for (int w = 0; w < src_w; ++w) row[w] += wy * in[w];
-    }
-    const std::int64_t dst_row = (std::int64_t(n) * src.channels + c) * dst_plane +
-                                 std::int64_t(a) * dst_w;
-    for (int b = 0; b < dst_w; ++b) {
-      const int kx0 = range_begin<D>(ax, b), kx1 = range_begin<D>(ax, b + 1);
-      T acc = T(0);
-      for (int l = kx0; l < kx1; ++l) acc += ax.weight[l] * row[source_index<D>(ax, l)];
-      if (dst.data != nullptr) dst.data[dst_row + b] = scale * acc;
-      if (pair.dots != nullptr) {
-        const T o = pair.other.data[dst_row + b];
-        for (int k = ky0; k < ky1; ++k) {
-          const T* in = plane + std::int64_t(source_index<D>(ay, k)) * src_w;
-          for (int l = kx0; l < kx1; ++l) {
-            T& d = pair.dots[std::int64_t(k) * pair.stride + l];
-            const T part = in[source_index<D>(ax, l)] * o;
-            d = c == 0 ? part : d + part;
-          }
-        }
-      }
-    }
-  }
-}
-
-// Destination row (n, a) with the body that fits the layouts: planar when every map is NCHW,
-// contiguous per-pixel when every map is NHWC, strided per-pixel otherwise. `dst.data` null:
-// pair dots only. `row` (src.width elements) is used by the planar body only.
+// Destination row (n, a) of per-pixel layouts: the contiguous body when every map is NHWC, the
+// strided one otherwise (all-NCHW maps have the planar bodies of planar.hpp). `dst.data` null:
+// pair dots only.
 template <Direction D, class T>
 SSB_HOST_DEVICE inline void gather_row(const Weights<T>& weights, const FeatureMap<const T>& src,
                                        const FeatureMap<T>& dst, const PairDots<T>& pair, int n,
-                                       int a, T scale, T* row) {
+                                       int a, T scale) {
   const AxisImage<T> ay = weights.y.image(n), ax = weights.x.image(n);
-  const bool has_dst = dst.data != nullptr, has_dots = pair.dots != nullptr;
-  const auto all = [&](Layout layout) {
-    return src.layout == layout && (!has_dst || dst.layout == layout) &&
-           (!has_dots || pair.other.layout == layout);
-  };
+  const bool contiguous = src.layout == Layout::nhwc &&
+                          (dst.data == nullptr || dst.layout == Layout::nhwc) &&
+                          (pair.dots == nullptr || pair.other.layout == Layout::nhwc);
   const int dst_w = D == Direction::forward ? ax.out_size : ax.in_size;
-  if (all(Layout::nchw)) {
-    gather_row_planar<D>(ay, ax, src, dst, pair, n, a, scale, row);
-  } else if (all(Layout::nhwc)) {
+  if (contiguous) {
     for (int b = 0; b < dst_w; ++b) gather_pixel<D, true>(ay, ax, src, dst, pair, n, a, b, scale);
   } else {
     for (int b = 0; b < dst_w; ++b) gather_pixel<D, false>(ay, ax, src, dst, pair, n, a, b, scale);

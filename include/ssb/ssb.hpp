@@ -6,6 +6,7 @@
 #include "dense.hpp"
 #include "host.hpp"
 #include "kernels.hpp"
+#include "planar.hpp"
 #include "serial.hpp"
 #include "types.hpp"
 #include "weights.hpp"

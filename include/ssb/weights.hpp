@@ -88,6 +88,8 @@ struct Weights {
   AxisSegments<T> x;  // Wr x W
   double* total = nullptr;
   double* gradient_scratch = nullptr;
+  void* workspace = nullptr;  // the memory all of the above lives in
+  std::size_t workspace_bytes = 0;
 
   int in_height() const { return y.in_size; }
   int in_width() const { return x.in_size; }
@@ -224,8 +226,28 @@ Weights<T> weights_view(void* workspace, std::size_t workspace_bytes, int batch,
   w.x.mass = static_cast<double*>(at(layout.x_mass));
   w.total = static_cast<double*>(at(layout.total));
   w.gradient_scratch = static_cast<double*>(at(layout.gradient_scratch));
+  w.workspace = workspace;
+  w.workspace_bytes = layout.bytes;
   return w;
 }
+
+namespace detail {
+
+// `w` must be a view made by weights_view (every array present).
+template <class T>
+void check_weights(const char* verb, const Weights<T>& w) {
+  const auto axis_ok = [](const AxisSegments<T>& a) {
+    return a.in_size > 0 && a.out_size > 0 && a.weight != nullptr && a.out_index != nullptr &&
+           a.in_index != nullptr && a.flags != nullptr && a.out_begin != nullptr &&
+           a.in_begin != nullptr && a.mass != nullptr;
+  };
+  if (w.batch <= 0 || !axis_ok(w.y) || !axis_ok(w.x) || w.total == nullptr ||
+      w.gradient_scratch == nullptr || w.workspace == nullptr) {
+    fail(std::string(verb) + ": weights is empty; make it with ssb::weights_view");
+  }
+}
+
+}  // namespace detail
 
 // Elements of T that a WeightsGrad<T> for `weights` needs.
 template <class T>
@@ -239,9 +261,7 @@ std::size_t weights_grad_size(const Weights<T>& weights) {
 template <class T>
 WeightsGrad<T> weights_grad_view(const Weights<T>& weights, T* data, std::size_t elements) {
   const char* verb = "ssb::weights_grad_view";
-  if (weights.batch <= 0 || weights.y.weight == nullptr || weights.x.weight == nullptr) {
-    detail::fail(std::string(verb) + ": weights is empty; make it with ssb::weights_view");
-  }
+  detail::check_weights(verb, weights);
   if (data == nullptr) detail::fail(std::string(verb) + ": data is null");
   const std::size_t needed = weights_grad_size(weights);
   if (elements < needed) {

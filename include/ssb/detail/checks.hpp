@@ -4,6 +4,8 @@
 
 #include <cmath>
 #include <cstdint>
+#include <iomanip>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -45,14 +47,6 @@ void check_view(const char* verb, const char* name, const SaliencyMap<T>& s) {
   check_positive(verb, (std::string(name) + ".height").c_str(), s.height);
   check_positive(verb, (std::string(name) + ".width").c_str(), s.width);
   if (s.data == nullptr) fail(std::string(verb) + ": " + name + ".data is null");
-}
-
-template <class T>
-void check_weights(const char* verb, const Weights<T>& w) {
-  if (w.batch <= 0 || w.y.weight == nullptr || w.x.weight == nullptr || w.total == nullptr ||
-      w.y.in_size <= 0 || w.y.out_size <= 0 || w.x.in_size <= 0 || w.x.out_size <= 0) {
-    fail(std::string(verb) + ": weights is empty; make it with ssb::weights_view");
-  }
 }
 
 // `v` must cover the batch and the (height, width) that the weights map from or to.
@@ -98,6 +92,16 @@ void check_grad_no_overlap(const char* verb, const WeightsGrad<T>& g, const char
                    v.size());
 }
 
+// Memory a verb writes (or compute_weights reads) must lie outside the weights' workspace.
+template <class T, class V>
+void check_outside_workspace(const char* verb, const char* name, const V* data,
+                             std::int64_t count, const Weights<T>& w) {
+  if (data == nullptr) return;
+  check_no_overlap(verb, name, data, count, "the weights' workspace",
+                   static_cast<const unsigned char*>(w.workspace),
+                   std::int64_t(w.workspace_bytes));
+}
+
 template <class T>
 void check_weights_grad(const char* verb, const char* name, const WeightsGrad<T>& g,
                         const Weights<T>& w) {
@@ -106,7 +110,10 @@ void check_weights_grad(const char* verb, const char* name, const WeightsGrad<T>
   }
   if (g.batch != w.batch || g.capacity_y != w.y.capacity() || g.capacity_x != w.x.capacity()) {
     fail(std::string(verb) + ": " + name + " does not match the weights (batch " +
-         std::to_string(g.batch) + " vs " + std::to_string(w.batch) +
+         std::to_string(g.batch) + " vs " + std::to_string(w.batch) + ", capacity_y " +
+         std::to_string(g.capacity_y) + " vs " + std::to_string(w.y.capacity()) +
+         ", capacity_x " + std::to_string(g.capacity_x) + " vs " +
+         std::to_string(w.x.capacity()) +
          "); make it with ssb::weights_grad_view from these weights");
   }
 }
@@ -148,8 +155,10 @@ template <class S>
   }
   const int h = int(check.position / s.width), w = int(check.position % s.width);
   const double v = double(s.data[std::int64_t(n) * s.height * s.width + check.position]);
+  std::ostringstream value;
+  value << std::setprecision(17) << v;
   fail(std::string(verb) + ": saliency[n=" + std::to_string(n) + ", h=" + std::to_string(h) +
-       ", w=" + std::to_string(w) + "] is " + std::to_string(v) +
+       ", w=" + std::to_string(w) + "] is " + value.str() +
        "; saliency values must be finite and >= 0");
 }
 

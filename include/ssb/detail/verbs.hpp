@@ -14,6 +14,7 @@
 
 #include "../backward.hpp"
 #include "../kernels.hpp"
+#include "../planar.hpp"
 #include "../types.hpp"
 #include "../weights.hpp"
 #include "checks.hpp"
@@ -40,34 +41,75 @@ constexpr void require_scalar() {
   static_assert(std::is_floating_point<T>::value, "ssbnet supports float and double");
 }
 
-// Scratch of the planar (NCHW) gather body: one row per host thread, reused across calls.
+// Scratch of the planar (NCHW) gather body: one buffer per host thread, reused across calls.
 template <class T>
-T* thread_row(std::size_t count) {
-  thread_local std::vector<T> row;
-  if (row.size() < count) row.resize(count);
-  return row.data();
+T* thread_scratch(std::size_t count) {
+  thread_local std::vector<T> scratch;
+  if (scratch.size() < count) scratch.resize(count);
+  return scratch.data();
 }
 
-// Every destination row of a gather (kernels.hpp), one call per (image, row). With `dots`
-// (batch * capacity_y * capacity_x elements), also the pair dots against `other`; `dst` may then
-// be an empty view.
+// Calls f(std::integral_constant<Direction, ...>) for a runtime direction.
+template <class F>
+void with_direction(Direction direction, F&& f) {
+  if (direction == Direction::forward) {
+    f(std::integral_constant<Direction, Direction::forward>{});
+  } else {
+    f(std::integral_constant<Direction, Direction::inverse>{});
+  }
+}
+
+// Every destination element of a gather (kernels.hpp, planar.hpp): one call per NCHW plane when
+// src and dst are both NCHW and no dots are wanted, else one call per (image, destination row).
+// With `dots` (batch * capacity_y * capacity_x elements), also the pair dots against `other`;
+// `dst` may then be an empty view.
 template <class Exec, class T>
 void launch_gather(const Exec& exec, const Weights<T>& w, const FeatureMap<const T>& src,
                    const FeatureMap<T>& dst, Direction direction, T scale,
                    const FeatureMap<const T>& other = {}, T* dots = nullptr) {
-  const bool forward = direction == Direction::forward;
-  const int height = forward ? w.out_height() : w.in_height();
-  const std::int64_t per_image = std::int64_t(w.y.capacity()) * w.x.capacity();
-  launcher<Exec>::for_each(exec, std::int64_t(w.batch) * height, [&](std::int64_t r) {
-    const int n = int(r / height), a = int(r % height);
-    const PairDots<T> pair{other, dots == nullptr ? nullptr : dots + n * per_image,
-                           w.x.capacity()};
-    T* row = thread_row<T>(std::size_t(src.width));
-    if (forward) {
-      gather_row<Direction::forward>(w, src, dst, pair, n, a, scale, row);
-    } else {
-      gather_row<Direction::inverse>(w, src, dst, pair, n, a, scale, row);
+  with_direction(direction, [&](auto dir) {
+    constexpr Direction D = decltype(dir)::value;
+    if (dots == nullptr && src.layout == Layout::nchw && dst.layout == Layout::nchw) {
+      const std::size_t scratch = plane_scratch_size<D>(w);
+      const int channels = src.channels;
+      if (channel_tile_fits(w)) {
+        const int blocks = (channels + channel_block - 1) / channel_block;
+        launcher<Exec>::for_each(exec, std::int64_t(w.batch) * blocks, [&](std::int64_t t) {
+          gather_channel_tile<D>(w, src, dst, int(t / blocks), int(t % blocks) * channel_block,
+                                 scale, thread_scratch<T>(scratch));
+        });
+      } else {
+        launcher<Exec>::for_each(exec, std::int64_t(w.batch) * channels, [&](std::int64_t p) {
+          gather_plane<D>(w, src, dst, int(p / channels), int(p % channels), scale,
+                          thread_scratch<T>(scratch));
+        });
+      }
+      return;
     }
+    const int height = D == Direction::forward ? w.out_height() : w.in_height();
+    const std::int64_t per_image = std::int64_t(w.y.capacity()) * w.x.capacity();
+    launcher<Exec>::for_each(exec, std::int64_t(w.batch) * height, [&](std::int64_t r) {
+      const int n = int(r / height), a = int(r % height);
+      const PairDots<T> pair{other, dots == nullptr ? nullptr : dots + n * per_image,
+                             w.x.capacity()};
+      gather_row<D>(w, src, dst, pair, n, a, scale);
+    });
+  });
+}
+
+// The pair dots of NCHW maps (planar.hpp), one call per (image, y segment).
+template <class Exec, class T>
+void launch_plane_pair_dots(const Exec& exec, const Weights<T>& w, const FeatureMap<const T>& src,
+                            const FeatureMap<const T>& other, Direction direction, T* dots) {
+  const int cap_y = w.y.capacity(), cap_x = w.x.capacity();
+  with_direction(direction, [&](auto dir) {
+    constexpr Direction D = decltype(dir)::value;
+    launcher<Exec>::for_each(exec, std::int64_t(w.batch) * cap_y, [&](std::int64_t t) {
+      const int n = int(t / cap_y), k = int(t % cap_y);
+      if (k < w.y.image(n).count()) {
+        plane_pair_dots<D>(w, src, other, n, k, dots + (std::int64_t(n) * cap_y + k) * cap_x);
+      }
+    });
   });
 }
 
@@ -105,7 +147,14 @@ void launch_backward(const Exec& exec, const Weights<T>& w, const FeatureMap<con
   }
   std::vector<T> dots(std::size_t(w.batch) * std::size_t(w.y.capacity()) *
                       std::size_t(w.x.capacity()));
-  launch_gather(exec, w, upstream, d_data, direction, scale, other, dots.data());
+  const bool planar = upstream.layout == Layout::nchw && other.layout == Layout::nchw &&
+                      (d_data.data == nullptr || d_data.layout == Layout::nchw);
+  if (planar) {
+    if (d_data.data != nullptr) launch_gather(exec, w, upstream, d_data, direction, scale);
+    launch_plane_pair_dots(exec, w, upstream, other, direction, dots.data());
+  } else {
+    launch_gather(exec, w, upstream, d_data, direction, scale, other, dots.data());
+  }
   launch_segment_grads(exec, w, dots.data(), *d_weights, scale);
 }
 
@@ -131,6 +180,7 @@ void compute_weights(const Exec& exec, SaliencyMap<S> saliency, int out_h, int o
                  std::to_string(out_w) + " but the weights were made for " +
                  std::to_string(weights.out_height()) + "x" + std::to_string(weights.out_width()));
   }
+  detail::check_outside_workspace(verb, "saliency", saliency.data, saliency.size(), weights);
   const SaliencyMap<const T> s = saliency;
   std::vector<detail::SaliencyCheck> checks(std::size_t(s.batch));
   detail::launcher<Exec>::for_each(exec, s.batch, [&](std::int64_t n) {
@@ -169,6 +219,7 @@ void sample(const Exec& exec, const Weights<T>& weights, FeatureMap<X> x, Featur
                      "sampled");
   detail::check_same_channels(verb, "x", x, "xr", xr);
   detail::check_no_overlap(verb, "xr", xr.data, xr.size(), "x", x.data, x.size());
+  detail::check_outside_workspace(verb, "xr", xr.data, xr.size(), weights);
   const T scale = T(double(weights.out_height()) * weights.out_width());
   detail::launch_gather(exec, weights, FeatureMap<const T>(x), xr, detail::Direction::forward,
                         scale);
@@ -189,6 +240,7 @@ void sample_inverse(const Exec& exec, const Weights<T>& weights, FeatureMap<Y> y
   detail::check_grid(verb, "z", z, weights.batch, weights.in_height(), weights.in_width(), "input");
   detail::check_same_channels(verb, "y", y, "z", z);
   detail::check_no_overlap(verb, "z", z.data, z.size(), "y", y.data, y.size());
+  detail::check_outside_workspace(verb, "z", z.data, z.size(), weights);
   const T scale = T(double(weights.in_height()) * weights.in_width());
   detail::launch_gather(exec, weights, FeatureMap<const T>(y), z, detail::Direction::inverse,
                         scale);
@@ -215,6 +267,7 @@ void sample_backward(const Exec& exec, const Weights<T>& weights, FeatureMap<X> 
                        "input");
     detail::check_same_channels(verb, "d_xr", d_xr, "d_x", d_x);
     detail::check_no_overlap(verb, "d_x", d_x.data, d_x.size(), "d_xr", d_xr.data, d_xr.size());
+    detail::check_outside_workspace(verb, "d_x", d_x.data, d_x.size(), weights);
   }
   if (want_dw) {
     detail::check_view(verb, "x", x);
@@ -222,6 +275,10 @@ void sample_backward(const Exec& exec, const Weights<T>& weights, FeatureMap<X> 
                        "input");
     detail::check_same_channels(verb, "d_xr", d_xr, "x", x);
     detail::check_weights_grad(verb, "d_weights", d_weights, weights);
+    detail::check_outside_workspace(verb, "d_weights", d_weights.y,
+                                    std::int64_t(d_weights.batch) * d_weights.capacity_y, weights);
+    detail::check_outside_workspace(verb, "d_weights", d_weights.x,
+                                    std::int64_t(d_weights.batch) * d_weights.capacity_x, weights);
     detail::check_grad_no_overlap(verb, d_weights, "d_xr", d_xr);
     detail::check_grad_no_overlap(verb, d_weights, "x", x);
     detail::check_grad_no_overlap(verb, d_weights, "d_x", d_x);
@@ -256,6 +313,7 @@ void sample_inverse_backward(const Exec& exec, const Weights<T>& weights, Featur
                        "sampled");
     detail::check_same_channels(verb, "d_z", d_z, "d_y", d_y);
     detail::check_no_overlap(verb, "d_y", d_y.data, d_y.size(), "d_z", d_z.data, d_z.size());
+    detail::check_outside_workspace(verb, "d_y", d_y.data, d_y.size(), weights);
   }
   if (want_dw) {
     detail::check_view(verb, "y", y);
@@ -263,6 +321,10 @@ void sample_inverse_backward(const Exec& exec, const Weights<T>& weights, Featur
                        "sampled");
     detail::check_same_channels(verb, "d_z", d_z, "y", y);
     detail::check_weights_grad(verb, "d_weights", d_weights, weights);
+    detail::check_outside_workspace(verb, "d_weights", d_weights.y,
+                                    std::int64_t(d_weights.batch) * d_weights.capacity_y, weights);
+    detail::check_outside_workspace(verb, "d_weights", d_weights.x,
+                                    std::int64_t(d_weights.batch) * d_weights.capacity_x, weights);
     detail::check_grad_no_overlap(verb, d_weights, "d_z", d_z);
     detail::check_grad_no_overlap(verb, d_weights, "y", y);
     detail::check_grad_no_overlap(verb, d_weights, "d_y", d_y);
@@ -302,6 +364,8 @@ void compute_weights_backward(const Exec& exec, SaliencyMap<S> saliency, const W
     detail::check_no_overlap(verb, "d_saliency", d_saliency.data, d_saliency.size(), "d_weights",
                              g, count);
   }
+  detail::check_outside_workspace(verb, "d_saliency", d_saliency.data, d_saliency.size(),
+                                  weights);
   detail::launcher<Exec>::for_each(exec, weights.batch, [&](std::int64_t n) {
     detail::saliency_grad_image(weights, d_weights, d_saliency.data, int(n));
   });

@@ -1,0 +1,151 @@
+// ssbnet: the gather bodies for NCHW maps (see kernels.hpp for the formulas and the summation
+// order, which is the same here, bit for bit, as in the per-pixel body).
+//
+// Small planes (channel_tile_fits): a block of channel_block planes is transposed into a
+// channels-last tile, gathered by the per-pixel body (vectorised over the block), and transposed
+// back. Large planes: one plane at a time,
+//   1. y sums, vectorised along source rows:  R[a][w] = sum_{k in range_y(a)} wy_k src[source_y(k)][w]
+//   2. transpose R (A x L) to Rt (L x A)
+//   3. x sums, vectorised along destination rows: Ot[b][:] = sum_{l in range_x(b)} wx_l Rt[source_x(l)][:]
+//   4. dst[a][b] = scale * Ot[b][a]
+// Either way each element gets inner = sum_k wy_k src (k ascending from 0), then
+// acc = sum_l wx_l * inner (l ascending from 0), then scale * acc.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels.hpp"
+#include "types.hpp"
+#include "weights.hpp"
+
+namespace ssb {
+namespace detail {
+
+// Whether a channels-last tile of one block of planes (source and destination) stays within
+// 256 KiB, the regime where the tile body beats the plane body.
+template <class T>
+SSB_HOST_DEVICE inline bool channel_tile_fits(const Weights<T>& w) {
+  const std::size_t pixels = std::size_t(w.in_height()) * w.in_width() +
+                             std::size_t(w.out_height()) * w.out_width();
+  return pixels * channel_block * sizeof(T) <= (std::size_t(1) << 18);
+}
+
+// Elements of scratch that gather_plane or gather_channel_tile needs.
+template <Direction D, class T>
+SSB_HOST_DEVICE inline std::size_t plane_scratch_size(const Weights<T>& w) {
+  const bool forward = D == Direction::forward;
+  const std::size_t dst_h = std::size_t(forward ? w.out_height() : w.in_height());
+  const std::size_t dst_w = std::size_t(forward ? w.out_width() : w.in_width());
+  const std::size_t src_w = std::size_t(forward ? w.in_width() : w.out_width());
+  if (channel_tile_fits(w)) {
+    return (std::size_t(w.in_height()) * w.in_width() +
+            std::size_t(w.out_height()) * w.out_width()) * channel_block;
+  }
+  return 2 * dst_h * src_w + dst_w * dst_h;
+}
+
+// Planes c0 .. c0 + channel_block - 1 (or up to the last channel) of image n of NCHW maps, through
+// a channels-last tile. `scratch` has plane_scratch_size elements.
+template <Direction D, class T>
+SSB_HOST_DEVICE inline void gather_channel_tile(const Weights<T>& weights,
+                                                const FeatureMap<const T>& src,
+                                                const FeatureMap<T>& dst, int n, int c0, T scale,
+                                                T* scratch) {
+  const int cb = src.channels - c0 < channel_block ? src.channels - c0 : channel_block;
+  const std::int64_t src_pixels = std::int64_t(src.height) * src.width;
+  const std::int64_t dst_pixels = std::int64_t(dst.height) * dst.width;
+  T* tile_in = scratch;
+  T* tile_out = scratch + src_pixels * cb;
+  const T* planes = src.data + (std::int64_t(n) * src.channels + c0) * src_pixels;
+  if (cb == channel_block) {
+    for (std::int64_t p = 0; p < src_pixels; ++p) {
+      for (int c = 0; c < channel_block; ++c) tile_in[p * channel_block + c] = planes[c * src_pixels + p];
+    }
+  } else {
+    for (std::int64_t p = 0; p < src_pixels; ++p) {
+      for (int c = 0; c < cb; ++c) tile_in[p * cb + c] = planes[c * src_pixels + p];
+    }
+  }
+  const FeatureMap<const T> in(tile_in, 1, src.height, src.width, cb, Layout::nhwc);
+  const FeatureMap<T> out(tile_out, 1, dst.height, dst.width, cb, Layout::nhwc);
+  const AxisImage<T> ay = weights.y.image(n), ax = weights.x.image(n);
+  for (int a = 0; a < dst.height; ++a) {
+    for (int b = 0; b < dst.width; ++b) {
+      gather_pixel<D, true>(ay, ax, in, out, PairDots<T>{}, 0, a, b, scale);
+    }
+  }
+  T* planes_out = dst.data + (std::int64_t(n) * dst.channels + c0) * dst_pixels;
+  for (std::int64_t p = 0; p < dst_pixels; ++p) {
+    for (int c = 0; c < cb; ++c) planes_out[c * dst_pixels + p] = tile_out[p * cb + c];
+  }
+}
+
+// Plane (n, c) of NCHW maps src -> dst. `scratch` has plane_scratch_size elements.
+template <Direction D, class T>
+SSB_HOST_DEVICE inline void gather_plane(const Weights<T>& weights, const FeatureMap<const T>& src,
+                                         const FeatureMap<T>& dst, int n, int c, T scale,
+                                         T* scratch) {
+  const AxisImage<T> ay = weights.y.image(n), ax = weights.x.image(n);
+  const int dst_h = dst.height, dst_w = dst.width, src_w = src.width;
+  const T* plane = src.data + (std::int64_t(n) * src.channels + c) * src.height * src_w;
+  T* out = dst.data + (std::int64_t(n) * dst.channels + c) * dst_h * dst_w;
+  T* r = scratch;                                   // [dst_h][src_w]
+  T* rt = r + std::int64_t(dst_h) * src_w;          // [src_w][dst_h]
+  T* ot = rt + std::int64_t(dst_h) * src_w;         // [dst_w][dst_h]
+  for (int a = 0; a < dst_h; ++a) {
+    T* row = r + std::int64_t(a) * src_w;
+    for (int w = 0; w < src_w; ++w) row[w] = T(0);
+    for (int k = range_begin<D>(ay, a); k < range_begin<D>(ay, a + 1); ++k) {
+      const T wy = ay.weight[k];
+      const T* in = plane + std::int64_t(source_index<D>(ay, k)) * src_w;
+      for (int w = 0; w < src_w; ++w) row[w] += wy * in[w];
+    }
+  }
+  for (int a = 0; a < dst_h; ++a) {
+    for (int w = 0; w < src_w; ++w) rt[std::int64_t(w) * dst_h + a] = r[std::int64_t(a) * src_w + w];
+  }
+  for (int b = 0; b < dst_w; ++b) {
+    T* col = ot + std::int64_t(b) * dst_h;
+    for (int a = 0; a < dst_h; ++a) col[a] = T(0);
+    for (int l = range_begin<D>(ax, b); l < range_begin<D>(ax, b + 1); ++l) {
+      const T wx = ax.weight[l];
+      const T* in = rt + std::int64_t(source_index<D>(ax, l)) * dst_h;
+      for (int a = 0; a < dst_h; ++a) col[a] += wx * in[a];
+    }
+  }
+  for (int a = 0; a < dst_h; ++a) {
+    for (int b = 0; b < dst_w; ++b) {
+      out[std::int64_t(a) * dst_w + b] = scale * ot[std::int64_t(b) * dst_h + a];
+    }
+  }
+}
+
+// The pair dots of y segment k of image n for NCHW maps (kernels.hpp), channels in order:
+//     dots[l] = sum_c src[c, source_y(k), source_x(l)] * other[c, dest_y(k), dest_x(l)]
+// for every x segment l; `other` is on the destination grid.
+template <Direction D, class T>
+SSB_HOST_DEVICE inline void plane_pair_dots(const Weights<T>& weights,
+                                            const FeatureMap<const T>& src,
+                                            const FeatureMap<const T>& other, int n, int k,
+                                            T* dots) {
+  const AxisImage<T> ay = weights.y.image(n), ax = weights.x.image(n);
+  const int count = ax.count();
+  const std::int64_t src_plane = std::int64_t(src.height) * src.width;
+  const std::int64_t other_plane = std::int64_t(other.height) * other.width;
+  const T* src_row = src.data + std::int64_t(n) * src.channels * src_plane +
+                     std::int64_t(source_index<D>(ay, k)) * src.width;
+  const T* other_row = other.data + std::int64_t(n) * other.channels * other_plane +
+                       std::int64_t(dest_index<D>(ay, k)) * other.width;
+  for (int l = 0; l < count; ++l) dots[l] = T(0);
+  for (int c = 0; c < src.channels; ++c) {
+    const T* s = src_row + c * src_plane;
+    const T* o = other_row + c * other_plane;
+    for (int l = 0; l < count; ++l) {
+      dots[l] += s[source_index<D>(ax, l)] * o[dest_index<D>(ax, l)];
+    }
+  }
+}
+
+}  // namespace detail
+}  // namespace ssb
