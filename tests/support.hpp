@@ -80,7 +80,8 @@ Saliency<T> smooth_saliency(std::mt19937& rng, int n, int h, int w) {
     for (int ih = 0; ih < h; ++ih)
       for (int iw = 0; iw < w; ++iw) {
         double v = 0.0;
-        for (int t = 0; t < 3; ++t) v += a[t] * std::cos(fy[t] * ih / h * 3.14 + fx[t] * iw / w * 3.14 + ph[t]);
+        for (int t = 0; t < 3; ++t)
+          v += a[t] * std::cos(fy[t] * ih / h * 3.14 + fx[t] * iw / w * 3.14 + ph[t]);
         s.at(in, ih, iw) = T(std::exp(v));
       }
   }
@@ -138,8 +139,8 @@ void check_close(const std::vector<T>& got, const std::vector<T>& ref, double k,
   double worst = 0.0;
   std::size_t worst_at = 0;
   for (std::size_t i = 0; i < got.size(); ++i) {
-    const double err = std::abs(double(got[i]) - double(ref[i])) /
-                       std::max(std::abs(double(ref[i])), 1.0);
+    const double err =
+        std::abs(double(got[i]) - double(ref[i])) / std::max(std::abs(double(ref[i])), 1.0);
     if (!(err <= worst)) worst = err, worst_at = i;
   }
   INFO(what << ": worst error " << worst / eps << " eps at element " << worst_at << " (got "
@@ -164,8 +165,8 @@ struct Shape {
   int n, h, w, c, hr, wr;
 };
 inline std::vector<Shape> test_shapes(std::mt19937& rng, int random_count) {
-  std::vector<Shape> shapes = {{1, 1, 1, 1, 1, 1},  {1, 1, 1, 3, 3, 2},  {7, 5, 3, 2, 2, 4},
-                               {1, 9, 7, 5, 4, 3},  {7, 8, 8, 4, 4, 4},  {2, 6, 10, 3, 9, 13},
+  std::vector<Shape> shapes = {{1, 1, 1, 1, 1, 1},    {1, 1, 1, 3, 3, 2}, {7, 5, 3, 2, 2, 4},
+                               {1, 9, 7, 5, 4, 3},    {7, 8, 8, 4, 4, 4}, {2, 6, 10, 3, 9, 13},
                                {1, 13, 11, 33, 5, 6}, {3, 4, 4, 1, 4, 4}, {1, 2, 17, 2, 1, 5}};
   std::uniform_int_distribution<int> batch(1, 7), side(1, 20), out(1, 24), ch(1, 40);
   for (int i = 0; i < random_count; ++i) {

@@ -15,7 +15,8 @@ struct Outputs {
 
 template <class T, class Exec>
 Outputs<T> run_all(const Exec& exec, const test::Saliency<T>& s, const test::Tensor<T>& x,
-                   const test::Tensor<T>& y, const test::Tensor<T>& dxr, const test::Tensor<T>& dz) {
+                   const test::Tensor<T>& y, const test::Tensor<T>& dxr,
+                   const test::Tensor<T>& dz) {
   Outputs<T> o;
   const auto w = test::weights_for(exec, s, y.h, y.w);
   const auto d = ssb::dense::to_dense(w);

@@ -615,7 +615,9 @@ TEST_CASE_TEMPLATE("maps inside the weights' workspace and half-made weights are
   p.expect_untouched([&] { ssb::sample_inverse(e, p.w, p.out(p.y), in_inside); },
                      {"ssb::sample_inverse: ", "z overlaps", *in_ws.begin()});
   p.expect_untouched(
-      [&] { ssb::sample_backward(e, p.w, p.in(p.x), p.out(p.d_xr), in_inside, ssb::WeightsGrad<T>{}); },
+      [&] {
+        ssb::sample_backward(e, p.w, p.in(p.x), p.out(p.d_xr), in_inside, ssb::WeightsGrad<T>{});
+      },
       {"ssb::sample_backward: ", "d_x overlaps", *in_ws.begin()});
   p.expect_untouched(
       [&] {
@@ -623,12 +625,14 @@ TEST_CASE_TEMPLATE("maps inside the weights' workspace and half-made weights are
                                      ssb::WeightsGrad<T>{});
       },
       {"ssb::sample_inverse_backward: ", "d_y overlaps", *in_ws.begin()});
-  p.expect_untouched([&] { ssb::compute_weights_backward(e, p.smap(p.sal), p.w, p.d_w, sal_inside); },
-                     {"ssb::compute_weights_backward: ", "d_saliency overlaps", *in_ws.begin()});
+  p.expect_untouched(
+      [&] { ssb::compute_weights_backward(e, p.smap(p.sal), p.w, p.d_w, sal_inside); },
+      {"ssb::compute_weights_backward: ", "d_saliency overlaps", *in_ws.begin()});
   std::vector<T> grad(ssb::weights_grad_size(p.w));
   const ssb::Weights<T> view = p.w;
   // d_weights placed in the workspace (a second view of the same memory).
-  ssb::WeightsGrad<T> dw_inside{inside, inside, Problem<T>::N, view.y.capacity(), view.x.capacity()};
+  ssb::WeightsGrad<T> dw_inside{inside, inside, Problem<T>::N, view.y.capacity(),
+                                view.x.capacity()};
   p.expect_untouched(
       [&] { ssb::sample_backward(e, p.w, p.in(p.x), p.out(p.d_xr), FM<T>{}, dw_inside); },
       {"ssb::sample_backward: ", "d_weights overlaps", *in_ws.begin()});

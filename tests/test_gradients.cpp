@@ -2,9 +2,9 @@
 //
 // Error measure, reported with MESSAGE: max_p |fd_p - analytic_p| / max_p |analytic_p|, the
 // worst deviation relative to the largest gradient entry of the tensor.
-#include "support.hpp"
-
 #include <functional>
+
+#include "support.hpp"
 
 using test::Layout;
 
@@ -78,18 +78,20 @@ Worst check_problem(std::mt19937& rng, SsbLoss<Exec>& f) {
   ssb::sample_inverse_backward(Exec{}, w, f.y.cview(), f.b.cview(), dy.view(),
                                ssb::WeightsGrad<double>{});
   const auto linear_step = [](double) { return 1e-3; };
-  e.dx = fd_error(f.x.data, dx.data, [&] { return test::dot(test::sampled(Exec{}, w, f.x), f.a); },
-                  linear_step, rng, 200);
-  e.dy = fd_error(f.y.data, dy.data,
-                  [&] { return test::dot(test::inverse_sampled(Exec{}, w, f.y), f.b); },
-                  linear_step, rng, 200);
+  e.dx = fd_error(
+      f.x.data, dx.data, [&] { return test::dot(test::sampled(Exec{}, w, f.x), f.a); }, linear_step,
+      rng, 200);
+  e.dy = fd_error(
+      f.y.data, dy.data, [&] { return test::dot(test::inverse_sampled(Exec{}, w, f.y), f.b); },
+      linear_step, rng, 200);
   // d_saliency: both samplers' weight gradients accumulated, then compute_weights_backward.
   ssb::HostWeightsGrad<double> dw(w);
   ssb::sample_backward(Exec{}, w, f.x.cview(), f.a.cview(), ssb::FeatureMap<double>{}, dw);
   ssb::sample_inverse_backward(Exec{}, w, f.y.cview(), f.b.cview(), ssb::FeatureMap<double>{}, dw);
   test::Saliency<double> ds(f.s.n, f.s.h, f.s.w, -1.0);
   ssb::compute_weights_backward(Exec{}, f.s.view(), w, dw, ds.mut());
-  e.ds = fd_error(f.s.data, ds.data, std::ref(f), [](double v) { return 1e-6 * v; }, rng, 400);
+  e.ds = fd_error(
+      f.s.data, ds.data, std::ref(f), [](double v) { return 1e-6 * v; }, rng, 400);
   return e;
 }
 
@@ -103,10 +105,10 @@ TEST_CASE_TEMPLATE("gradients match central finite differences", Exec, SSB_TEST_
     Layout layout;
   };
   const std::vector<Problem> problems = {
-      {"smooth", {2, 9, 7, 3, 4, 3}, Layout::nhwc},   {"smooth", {1, 12, 10, 2, 5, 7}, Layout::nchw},
-      {"smooth", {3, 6, 6, 4, 3, 3}, Layout::nhwc},   {"smooth", {1, 1, 5, 3, 1, 2}, Layout::nhwc},
-      {"spiky", {2, 10, 8, 3, 4, 4}, Layout::nhwc},   {"spiky", {1, 16, 16, 2, 6, 5}, Layout::nchw},
-      {"zoom in", {2, 5, 4, 3, 9, 7}, Layout::nhwc},  {"zoom in", {1, 3, 6, 2, 8, 11}, Layout::nchw},
+      {"smooth", {2, 9, 7, 3, 4, 3}, Layout::nhwc},  {"smooth", {1, 12, 10, 2, 5, 7}, Layout::nchw},
+      {"smooth", {3, 6, 6, 4, 3, 3}, Layout::nhwc},  {"smooth", {1, 1, 5, 3, 1, 2}, Layout::nhwc},
+      {"spiky", {2, 10, 8, 3, 4, 4}, Layout::nhwc},  {"spiky", {1, 16, 16, 2, 6, 5}, Layout::nchw},
+      {"zoom in", {2, 5, 4, 3, 9, 7}, Layout::nhwc}, {"zoom in", {1, 3, 6, 2, 8, 11}, Layout::nchw},
       {"zoom in", {1, 4, 4, 2, 4, 9}, Layout::nhwc}};
   Worst overall;
   for (const auto& p : problems) {
@@ -115,14 +117,14 @@ TEST_CASE_TEMPLATE("gradients match central finite differences", Exec, SSB_TEST_
     CAPTURE(kind);
     CAPTURE(test::describe(s.n, s.h, s.w, s.c, s.hr, s.wr, p.layout));
     auto saliency = kind == "spiky" ? test::spiky_saliency<double>(rng, s.n, s.h, s.w)
-                                                  : test::smooth_saliency<double>(rng, s.n, s.h, s.w);
+                                    : test::smooth_saliency<double>(rng, s.n, s.h, s.w);
     auto f = make_loss<Exec>(rng, saliency, s.c, s.hr, s.wr, p.layout);
     const Worst e = check_problem(rng, f);
     CHECK(e.dx <= 1e-9);
     CHECK(e.dy <= 1e-9);
     CHECK(e.ds <= 1e-6);
-    MESSAGE(kind << " " << test::describe(s.n, s.h, s.w, s.c, s.hr, s.wr, p.layout)
-                   << ": d_x " << e.dx << ", d_y " << e.dy << ", d_saliency " << e.ds);
+    MESSAGE(kind << " " << test::describe(s.n, s.h, s.w, s.c, s.hr, s.wr, p.layout) << ": d_x "
+                 << e.dx << ", d_y " << e.dy << ", d_saliency " << e.ds);
     overall.dx = std::max(overall.dx, e.dx);
     overall.dy = std::max(overall.dy, e.dy);
     overall.ds = std::max(overall.ds, e.ds);

@@ -71,8 +71,8 @@ TEST_CASE_TEMPLATE("a constant map samples to the same constant, both ways", Exe
   for (const auto& s : test::test_shapes(rng, 10)) {
     for (Layout layout : {Layout::nhwc, Layout::nchw}) {
       CAPTURE(test::describe(s.n, s.h, s.w, s.c, s.hr, s.wr, layout));
-      const auto w = test::weights_for(Exec{}, test::spiky_saliency<double>(rng, s.n, s.h, s.w),
-                                       s.hr, s.wr);
+      const auto w =
+          test::weights_for(Exec{}, test::spiky_saliency<double>(rng, s.n, s.h, s.w), s.hr, s.wr);
       test::Tensor<double> x(s.n, s.h, s.w, s.c, layout), y(s.n, s.hr, s.wr, s.c, layout);
       for (int c = 0; c < s.c; ++c) {
         for (int n = 0; n < s.n; ++n) {
@@ -85,8 +85,8 @@ TEST_CASE_TEMPLATE("a constant map samples to the same constant, both ways", Exe
       // Inverse sampling of a constant: H*W * sum_i Gy[i,h] sum_q Gx[q,w] = H*W * sy[h] * sx[w],
       // constant only for a uniform map, so use the uniform weights for that direction.
       test::check_close(test::sampled(Exec{}, w, x).data, y.data, 64, "sample of a constant");
-      const auto uniform = test::weights_for(Exec{}, test::Saliency<double>(s.n, s.h, s.w, 3.0),
-                                             s.hr, s.wr);
+      const auto uniform =
+          test::weights_for(Exec{}, test::Saliency<double>(s.n, s.h, s.w, 3.0), s.hr, s.wr);
       test::check_close(test::inverse_sampled(Exec{}, uniform, y).data, x.data, 64,
                         "inverse of a constant, uniform map");
     }
@@ -96,12 +96,12 @@ TEST_CASE_TEMPLATE("a constant map samples to the same constant, both ways", Exe
 TEST_CASE_TEMPLATE("uniform map, divisible sizes: sample is average pooling", Exec,
                    SSB_TEST_BACKENDS) {
   std::mt19937 rng(13);
-  for (const auto& s : std::vector<test::Shape>{{2, 8, 12, 5, 4, 3}, {1, 28, 28, 16, 14, 7},
-                                                {3, 9, 9, 2, 3, 1}, {1, 6, 4, 3, 6, 2}}) {
+  for (const auto& s : std::vector<test::Shape>{
+           {2, 8, 12, 5, 4, 3}, {1, 28, 28, 16, 14, 7}, {3, 9, 9, 2, 3, 1}, {1, 6, 4, 3, 6, 2}}) {
     for (Layout layout : {Layout::nhwc, Layout::nchw}) {
       CAPTURE(test::describe(s.n, s.h, s.w, s.c, s.hr, s.wr, layout));
-      const auto w = test::weights_for(Exec{}, test::Saliency<double>(s.n, s.h, s.w, 0.25),
-                                       s.hr, s.wr);
+      const auto w =
+          test::weights_for(Exec{}, test::Saliency<double>(s.n, s.h, s.w, 0.25), s.hr, s.wr);
       const auto x = test::random_tensor<double>(rng, s.n, s.h, s.w, s.c, layout);
       const int fh = s.h / s.hr, fw = s.w / s.wr;
       test::Tensor<double> pooled(s.n, s.hr, s.wr, s.c, layout);
@@ -122,11 +122,10 @@ TEST_CASE_TEMPLATE("uniform map, divisible sizes: sample is average pooling", Ex
 TEST_CASE_TEMPLATE("uniform map, same size: both samplers are the identity", Exec,
                    SSB_TEST_BACKENDS) {
   std::mt19937 rng(14);
-  for (const auto& s : std::vector<test::Shape>{{2, 7, 5, 3, 7, 5}, {1, 1, 1, 4, 1, 1},
-                                                {1, 33, 17, 2, 33, 17}}) {
+  for (const auto& s :
+       std::vector<test::Shape>{{2, 7, 5, 3, 7, 5}, {1, 1, 1, 4, 1, 1}, {1, 33, 17, 2, 33, 17}}) {
     CAPTURE(test::describe(s.n, s.h, s.w, s.c, s.hr, s.wr, Layout::nhwc));
-    const auto w = test::weights_for(Exec{}, test::Saliency<double>(s.n, s.h, s.w, 2.0), s.h,
-                                     s.w);
+    const auto w = test::weights_for(Exec{}, test::Saliency<double>(s.n, s.h, s.w, 2.0), s.h, s.w);
     const auto x = test::random_tensor<double>(rng, s.n, s.h, s.w, s.c, Layout::nhwc);
     test::check_close(test::sampled(Exec{}, w, x).data, x.data, 64, "sample");
     test::check_close(test::inverse_sampled(Exec{}, w, x).data, x.data, 64, "inverse");
@@ -139,8 +138,8 @@ TEST_CASE_TEMPLATE("adjoint identity: <sample(X), Y> HW == <X, inverse(Y)> HrWr"
   for (const auto& s : test::test_shapes(rng, 20)) {
     for (Layout layout : {Layout::nhwc, Layout::nchw}) {
       CAPTURE(test::describe(s.n, s.h, s.w, s.c, s.hr, s.wr, layout));
-      const auto w = test::weights_for(Exec{}, test::smooth_saliency<double>(rng, s.n, s.h, s.w),
-                                       s.hr, s.wr);
+      const auto w =
+          test::weights_for(Exec{}, test::smooth_saliency<double>(rng, s.n, s.h, s.w), s.hr, s.wr);
       const auto x = test::random_tensor<double>(rng, s.n, s.h, s.w, s.c, layout);
       const auto y = test::random_tensor<double>(rng, s.n, s.hr, s.wr, s.c, layout);
       const double lhs = test::dot(test::sampled(Exec{}, w, x), y) * s.h * s.w;
@@ -154,15 +153,14 @@ TEST_CASE_TEMPLATE("NHWC and NCHW give the same values, bit for bit", Exec, SSB_
   std::mt19937 rng(16);
   for (const auto& s : test::test_shapes(rng, 10)) {
     CAPTURE(test::describe(s.n, s.h, s.w, s.c, s.hr, s.wr, Layout::nhwc));
-    const auto w = test::weights_for(Exec{}, test::smooth_saliency<float>(rng, s.n, s.h, s.w),
-                                     s.hr, s.wr);
+    const auto w =
+        test::weights_for(Exec{}, test::smooth_saliency<float>(rng, s.n, s.h, s.w), s.hr, s.wr);
     const auto x = test::random_tensor<float>(rng, s.n, s.h, s.w, s.c, Layout::nhwc);
     const auto y = test::random_tensor<float>(rng, s.n, s.hr, s.wr, s.c, Layout::nhwc);
     const auto x_nchw = test::relayout(x, Layout::nchw);
     const auto y_nchw = test::relayout(y, Layout::nchw);
-    CHECK(test::bitwise_equal(
-        test::relayout(test::sampled(Exec{}, w, x_nchw), Layout::nhwc).data,
-        test::sampled(Exec{}, w, x).data));
+    CHECK(test::bitwise_equal(test::relayout(test::sampled(Exec{}, w, x_nchw), Layout::nhwc).data,
+                              test::sampled(Exec{}, w, x).data));
     CHECK(test::bitwise_equal(
         test::relayout(test::inverse_sampled(Exec{}, w, y_nchw), Layout::nhwc).data,
         test::inverse_sampled(Exec{}, w, y).data));

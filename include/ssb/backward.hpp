@@ -1,7 +1,8 @@
 // ssbnet: weight-gradient and saliency-gradient bodies (MATH.md, "Backward").
 //
 // Both weight gradients of MATH.md have one shape. With A a map on the sampled grid (Hr, Wr) and B
-// a map on the input grid (H, W), and for a y segment k = (i_k, h_k) and an x segment l = (q_l, w_l),
+// a map on the input grid (H, W), and for a y segment k = (i_k, h_k) and an x segment l = (q_l,
+// w_l),
 //     D(k, l) = sum_c A[i_k, q_l, c] * B[h_k, w_l, c]
 //     dGy[k] += scale * sum_{l = 0..Kx-1} wx_l * D(k, l)
 //     dGx[l] += scale * sum_{k = 0..Ky-1} wy_k * D(k, l)

@@ -100,8 +100,8 @@ namespace impl {
 //     P = Ga src (per image, channel)   then   dst = scale * P Gb^T
 // forward: Ga = Gy (a on the sampled grid); inverse: Ga = Gy^T (a on the input grid).
 template <class T>
-void two_matmuls(const DenseWeights<T>& d, const FeatureMap<const T>& src,
-                 const FeatureMap<T>& dst, bool inverse, double scale) {
+void two_matmuls(const DenseWeights<T>& d, const FeatureMap<const T>& src, const FeatureMap<T>& dst,
+                 bool inverse, double scale) {
   const int A = dst.height, B = dst.width, J = src.height, L = src.width, C = dst.channels;
   std::vector<double> p(std::size_t(A) * L);
   for (int n = 0; n < d.batch; ++n) {

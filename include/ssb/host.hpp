@@ -18,8 +18,8 @@ class HostWeights : public Weights<T> {
  public:
   HostWeights(int batch, int in_h, int in_w, int out_h, int out_w)
       : storage_(lines(workspace_size<T>(batch, in_h, in_w, out_h, out_w))) {
-    Weights<T>::operator=(weights_view<T>(storage_.data(), bytes(), batch, in_h, in_w, out_h,
-                                          out_w));
+    Weights<T>::operator=(
+        weights_view<T>(storage_.data(), bytes(), batch, in_h, in_w, out_h, out_w));
   }
   HostWeights(const HostWeights& other) : Weights<T>(other), storage_(other.storage_) { rebind(); }
   HostWeights& operator=(const HostWeights& other) {

@@ -2,10 +2,10 @@
 // pair dot products of the weight gradients fused in.
 //
 // One body serves four products, because the segments can be walked from either side:
-//   sample          Xr[i,q,:] = Hr*Wr * sum_{l in out(q)} wx_l sum_{k in out(i)} wy_k X[j_k, j_l, :]
-//   sample_inverse  Z[h,w,:]  = H*W   * sum_{l in in(w)}  wx_l sum_{k in in(h)}  wy_k Y[i_k, i_l, :]
-//   d_x of sample   = the inverse gather of dXr with scale Hr*Wr
-//   d_y of inverse  = the forward gather of dZ with scale H*W
+//   sample          Xr[i,q,:] = Hr*Wr * sum_{l in out(q)} wx_l sum_{k in out(i)} wy_k X[j_k, j_l,
+//   :] sample_inverse  Z[h,w,:]  = H*W   * sum_{l in in(w)}  wx_l sum_{k in in(h)}  wy_k Y[i_k,
+//   i_l, :] d_x of sample   = the inverse gather of dXr with scale Hr*Wr d_y of inverse  = the
+//   forward gather of dZ with scale H*W
 // The order of summation is fixed and the same in every layout: for each x segment l, the y sum
 //     inner = sum_k wy_k src[.., .., c]      (k ascending, from 0)
 // then acc += wx_l * inner (l ascending, from 0), then dst = scale * acc. So NHWC, NCHW and

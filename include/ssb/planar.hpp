@@ -4,9 +4,11 @@
 // Small planes (channel_tile_fits): a block of channel_block planes is transposed into a
 // channels-last tile, gathered by the per-pixel body (vectorised over the block), and transposed
 // back. Large planes: one plane at a time,
-//   1. y sums, vectorised along source rows:  R[a][w] = sum_{k in range_y(a)} wy_k src[source_y(k)][w]
+//   1. y sums, vectorised along source rows:  R[a][w] = sum_{k in range_y(a)} wy_k
+//   src[source_y(k)][w]
 //   2. transpose R (A x L) to Rt (L x A)
-//   3. x sums, vectorised along destination rows: Ot[b][:] = sum_{l in range_x(b)} wx_l Rt[source_x(l)][:]
+//   3. x sums, vectorised along destination rows: Ot[b][:] = sum_{l in range_x(b)} wx_l
+//   Rt[source_x(l)][:]
 //   4. dst[a][b] = scale * Ot[b][a]
 // Either way each element gets inner = sum_k wy_k src (k ascending from 0), then
 // acc = sum_l wx_l * inner (l ascending from 0), then scale * acc.
@@ -26,8 +28,8 @@ namespace detail {
 // 256 KiB, the regime where the tile body beats the plane body.
 template <class T>
 SSB_HOST_DEVICE inline bool channel_tile_fits(const Weights<T>& w) {
-  const std::size_t pixels = std::size_t(w.in_height()) * w.in_width() +
-                             std::size_t(w.out_height()) * w.out_width();
+  const std::size_t pixels =
+      std::size_t(w.in_height()) * w.in_width() + std::size_t(w.out_height()) * w.out_width();
   return pixels * channel_block * sizeof(T) <= (std::size_t(1) << 18);
 }
 
@@ -40,7 +42,8 @@ SSB_HOST_DEVICE inline std::size_t plane_scratch_size(const Weights<T>& w) {
   const std::size_t src_w = std::size_t(forward ? w.in_width() : w.out_width());
   if (channel_tile_fits(w)) {
     return (std::size_t(w.in_height()) * w.in_width() +
-            std::size_t(w.out_height()) * w.out_width()) * channel_block;
+            std::size_t(w.out_height()) * w.out_width()) *
+           channel_block;
   }
   return 2 * dst_h * src_w + dst_w * dst_h;
 }
@@ -60,7 +63,8 @@ SSB_HOST_DEVICE inline void gather_channel_tile(const Weights<T>& weights,
   const T* planes = src.data + (std::int64_t(n) * src.channels + c0) * src_pixels;
   if (cb == channel_block) {
     for (std::int64_t p = 0; p < src_pixels; ++p) {
-      for (int c = 0; c < channel_block; ++c) tile_in[p * channel_block + c] = planes[c * src_pixels + p];
+      for (int c = 0; c < channel_block; ++c)
+        tile_in[p * channel_block + c] = planes[c * src_pixels + p];
     }
   } else {
     for (std::int64_t p = 0; p < src_pixels; ++p) {
@@ -90,9 +94,9 @@ SSB_HOST_DEVICE inline void gather_plane(const Weights<T>& weights, const Featur
   const int dst_h = dst.height, dst_w = dst.width, src_w = src.width;
   const T* plane = src.data + (std::int64_t(n) * src.channels + c) * src.height * src_w;
   T* out = dst.data + (std::int64_t(n) * dst.channels + c) * dst_h * dst_w;
-  T* r = scratch;                                   // [dst_h][src_w]
-  T* rt = r + std::int64_t(dst_h) * src_w;          // [src_w][dst_h]
-  T* ot = rt + std::int64_t(dst_h) * src_w;         // [dst_w][dst_h]
+  T* r = scratch;                            // [dst_h][src_w]
+  T* rt = r + std::int64_t(dst_h) * src_w;   // [src_w][dst_h]
+  T* ot = rt + std::int64_t(dst_h) * src_w;  // [dst_w][dst_h]
   for (int a = 0; a < dst_h; ++a) {
     T* row = r + std::int64_t(a) * src_w;
     for (int w = 0; w < src_w; ++w) row[w] = T(0);
@@ -103,7 +107,8 @@ SSB_HOST_DEVICE inline void gather_plane(const Weights<T>& weights, const Featur
     }
   }
   for (int a = 0; a < dst_h; ++a) {
-    for (int w = 0; w < src_w; ++w) rt[std::int64_t(w) * dst_h + a] = r[std::int64_t(a) * src_w + w];
+    for (int w = 0; w < src_w; ++w)
+      rt[std::int64_t(w) * dst_h + a] = r[std::int64_t(a) * src_w + w];
   }
   for (int b = 0; b < dst_w; ++b) {
     T* col = ot + std::int64_t(b) * dst_h;

@@ -29,7 +29,9 @@ class error : public std::invalid_argument {
 // Memory order of a 4-D feature map (batch, height, width, channels).
 enum class Layout { nhwc, nchw };
 
-inline const char* to_string(Layout layout) { return layout == Layout::nhwc ? "NHWC" : "NCHW"; }
+inline const char* to_string(Layout layout) {
+  return layout == Layout::nhwc ? "NHWC" : "NCHW";
+}
 
 // A batch of feature maps. T may be const-qualified for inputs.
 //   NHWC: element (n, h, w, c) at ((n*H + h)*W + w)*C + c

@@ -116,7 +116,9 @@ inline std::size_t align_up(std::size_t bytes) {
   return (bytes + workspace_alignment - 1) / workspace_alignment * workspace_alignment;
 }
 
-[[noreturn]] inline void fail(const std::string& what) { throw error(what); }
+[[noreturn]] inline void fail(const std::string& what) {
+  throw error(what);
+}
 
 inline void check_positive(const char* verb, const char* name, long long value) {
   if (value <= 0) {
@@ -172,8 +174,8 @@ WorkspaceLayout workspace_layout(const char* verb, int batch, int in_h, int in_w
   layout.x_in_begin = take(n * (std::size_t(in_w) + 1), sizeof(std::int32_t));
   layout.x_mass = take(n * std::size_t(in_w), sizeof(double));
   layout.total = take(n, sizeof(double));
-  layout.gradient_scratch = take(n * (std::size_t(in_h) + 1 + std::size_t(in_w) + 1),
-                                 sizeof(double));
+  layout.gradient_scratch =
+      take(n * (std::size_t(in_h) + 1 + std::size_t(in_w) + 1), sizeof(double));
   layout.bytes = at;
   return layout;
 }
@@ -190,8 +192,8 @@ std::size_t workspace_size(int batch, int in_h, int in_w, int out_h, int out_w) 
 // A Weights<T> view over `workspace` (at least workspace_size<T>(...) bytes, 8-byte aligned;
 // 64-byte alignment is best). The view is filled by compute_weights.
 template <class T>
-Weights<T> weights_view(void* workspace, std::size_t workspace_bytes, int batch, int in_h,
-                        int in_w, int out_h, int out_w) {
+Weights<T> weights_view(void* workspace, std::size_t workspace_bytes, int batch, int in_h, int in_w,
+                        int out_h, int out_w) {
   const char* verb = "ssb::weights_view";
   const auto layout = detail::workspace_layout<T>(verb, batch, in_h, in_w, out_h, out_w);
   if (workspace == nullptr) detail::fail(std::string(verb) + ": workspace is null");
@@ -317,9 +319,9 @@ SSB_HOST_DEVICE inline void segment_walk(const double* mass, double total, int i
                                          std::int32_t* in_index, std::uint8_t* flags,
                                          std::int32_t* out_begin, std::int32_t* in_begin) {
   int i = 0, j = 0, k = 0;
-  double prefix = mass[0];                                 // sum_{h <= j} mass[h]
-  double cs_lo = 0.0;                                      // CS[j]
-  double cs_hi = in_size == 1 ? 1.0 : prefix / total;      // CS[j+1]
+  double prefix = mass[0];                             // sum_{h <= j} mass[h]
+  double cs_lo = 0.0;                                  // CS[j]
+  double cs_hi = in_size == 1 ? 1.0 : prefix / total;  // CS[j+1]
   out_begin[0] = 0;
   in_begin[0] = 0;
   while (i < out_size && j < in_size) {

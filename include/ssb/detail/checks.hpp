@@ -26,8 +26,7 @@ bool is_empty(const FeatureMap<T>& v) {
 }
 template <class T>
 bool is_empty(const WeightsGrad<T>& g) {
-  return g.y == nullptr && g.x == nullptr && g.batch == 0 && g.capacity_y == 0 &&
-         g.capacity_x == 0;
+  return g.y == nullptr && g.x == nullptr && g.batch == 0 && g.capacity_y == 0 && g.capacity_x == 0;
 }
 
 template <class T>
@@ -94,26 +93,25 @@ void check_grad_no_overlap(const char* verb, const WeightsGrad<T>& g, const char
 
 // Memory a verb writes (or compute_weights reads) must lie outside the weights' workspace.
 template <class T, class V>
-void check_outside_workspace(const char* verb, const char* name, const V* data,
-                             std::int64_t count, const Weights<T>& w) {
+void check_outside_workspace(const char* verb, const char* name, const V* data, std::int64_t count,
+                             const Weights<T>& w) {
   if (data == nullptr) return;
   check_no_overlap(verb, name, data, count, "the weights' workspace",
-                   static_cast<const unsigned char*>(w.workspace),
-                   std::int64_t(w.workspace_bytes));
+                   static_cast<const unsigned char*>(w.workspace), std::int64_t(w.workspace_bytes));
 }
 
 template <class T>
 void check_weights_grad(const char* verb, const char* name, const WeightsGrad<T>& g,
                         const Weights<T>& w) {
   if (g.y == nullptr || g.x == nullptr) {
-    fail(std::string(verb) + ": " + name + " has a null pointer; make it with ssb::weights_grad_view");
+    fail(std::string(verb) + ": " + name +
+         " has a null pointer; make it with ssb::weights_grad_view");
   }
   if (g.batch != w.batch || g.capacity_y != w.y.capacity() || g.capacity_x != w.x.capacity()) {
     fail(std::string(verb) + ": " + name + " does not match the weights (batch " +
          std::to_string(g.batch) + " vs " + std::to_string(w.batch) + ", capacity_y " +
-         std::to_string(g.capacity_y) + " vs " + std::to_string(w.y.capacity()) +
-         ", capacity_x " + std::to_string(g.capacity_x) + " vs " +
-         std::to_string(w.x.capacity()) +
+         std::to_string(g.capacity_y) + " vs " + std::to_string(w.y.capacity()) + ", capacity_x " +
+         std::to_string(g.capacity_x) + " vs " + std::to_string(w.x.capacity()) +
          "); make it with ssb::weights_grad_view from these weights");
   }
 }

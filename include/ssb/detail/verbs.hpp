@@ -227,8 +227,7 @@ void sample(const Exec& exec, const Weights<T>& weights, FeatureMap<X> x, Featur
 
 // Eq. 9 without shortcut and activation: z (N x H x W x C) = H*W * Gy^T Y Gx.
 template <class Exec, class T, class Y>
-void sample_inverse(const Exec& exec, const Weights<T>& weights, FeatureMap<Y> y,
-                    FeatureMap<T> z) {
+void sample_inverse(const Exec& exec, const Weights<T>& weights, FeatureMap<Y> y, FeatureMap<T> z) {
   detail::require_backend<Exec>();
   detail::require_scalar<Y, T>();
   const char* verb = "ssb::sample_inverse";
@@ -361,11 +360,10 @@ void compute_weights_backward(const Exec& exec, SaliencyMap<S> saliency, const W
   for (const T* g : {d_weights.y, d_weights.x}) {
     const std::int64_t count = std::int64_t(weights.batch) *
                                (g == d_weights.y ? d_weights.capacity_y : d_weights.capacity_x);
-    detail::check_no_overlap(verb, "d_saliency", d_saliency.data, d_saliency.size(), "d_weights",
-                             g, count);
+    detail::check_no_overlap(verb, "d_saliency", d_saliency.data, d_saliency.size(), "d_weights", g,
+                             count);
   }
-  detail::check_outside_workspace(verb, "d_saliency", d_saliency.data, d_saliency.size(),
-                                  weights);
+  detail::check_outside_workspace(verb, "d_saliency", d_saliency.data, d_saliency.size(), weights);
   detail::launcher<Exec>::for_each(exec, weights.batch, [&](std::int64_t n) {
     detail::saliency_grad_image(weights, d_weights, d_saliency.data, int(n));
   });

@@ -8,7 +8,6 @@
 #pragma once
 
 #include <cstdint>
-
 #include <ssb/ssb.hpp>
 
 #ifndef _OPENMP
