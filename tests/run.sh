@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian 12 machine (as root) or any machine that already has
-# g++, CMake, doctest and libpng: installs the packages, then builds and runs every test twice,
-# in a Release build and in an AddressSanitizer + UndefinedBehaviorSanitizer build.
+# g++, CMake, doctest, libpng, Google Benchmark and OpenBLAS: installs the packages, then builds
+# and runs every test twice, in a Release build (benchmarks included, built and smoke-tested) and
+# in an AddressSanitizer + UndefinedBehaviorSanitizer build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,7 +10,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends \
-    g++ cmake make doctest-dev libpng-dev >/dev/null
+    g++ cmake make doctest-dev libpng-dev libbenchmark-dev libopenblas-dev >/dev/null
 fi
 
 jobs=$(nproc)
@@ -24,4 +25,4 @@ run_suite() {  # run_suite NAME CMAKE_ARGS...
 
 run_suite release -DCMAKE_BUILD_TYPE=Release
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  run_suite sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSSB_SANITIZE=ON
+  run_suite sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSSB_SANITIZE=ON -DSSB_BUILD_BENCHMARKS=OFF

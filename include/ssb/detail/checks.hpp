@@ -114,6 +114,8 @@ void check_weights_grad(const char* verb, const char* name, const WeightsGrad<T>
          std::to_string(g.capacity_x) + " vs " + std::to_string(w.x.capacity()) +
          "); make it with ssb::weights_grad_view from these weights");
   }
+  check_outside_workspace(verb, name, g.y, std::int64_t(g.batch) * g.capacity_y, w);
+  check_outside_workspace(verb, name, g.x, std::int64_t(g.batch) * g.capacity_x, w);
 }
 
 // Finds the first saliency value of image n that is negative, NaN or infinite (its offset h*W + w

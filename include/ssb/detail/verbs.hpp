@@ -158,6 +158,64 @@ void launch_backward(const Exec& exec, const Weights<T>& w, const FeatureMap<con
   launch_segment_grads(exec, w, dots.data(), *d_weights, scale);
 }
 
+// A map and the name the messages give it.
+template <class T>
+struct Named {
+  const char* name;
+  FeatureMap<T> map;
+};
+
+// Both backward verbs: `primal` (x or y) lives on the input grid (sample_backward) or on the
+// sampled grid (sample_inverse_backward), `upstream` (d_xr or d_z) on the other one, `d_primal`
+// on the primal's grid. Checks everything, then gathers upstream onto the primal's grid with
+// scale = the upstream grid's area, fused with the pair dots against primal when d_weights is
+// wanted.
+template <class Exec, class T>
+void sampler_backward(const Exec& exec, const char* verb, const Weights<T>& w, bool primal_on_input,
+                      Named<const T> primal, Named<const T> upstream, Named<T> d_primal,
+                      const WeightsGrad<T>& d_weights) {
+  struct Grid {
+    int height, width;
+    const char* name;
+  };
+  const Grid input{w.in_height(), w.in_width(), "input"};
+  const Grid sampled{w.out_height(), w.out_width(), "sampled"};
+  const Grid& primal_grid = primal_on_input ? input : sampled;
+  const Grid& upstream_grid = primal_on_input ? sampled : input;
+  const FeatureMap<const T>& p = primal.map;
+  const FeatureMap<const T>& u = upstream.map;
+  const FeatureMap<T>& d = d_primal.map;
+  check_weights(verb, w);
+  check_view(verb, upstream.name, u);
+  check_grid(verb, upstream.name, u, w.batch, upstream_grid.height, upstream_grid.width,
+             upstream_grid.name);
+  const bool want_d = !is_empty(d), want_dw = !is_empty(d_weights);
+  if (want_d) {
+    check_view(verb, d_primal.name, d);
+    check_grid(verb, d_primal.name, d, w.batch, primal_grid.height, primal_grid.width,
+               primal_grid.name);
+    check_same_channels(verb, upstream.name, u, d_primal.name, d);
+    check_no_overlap(verb, d_primal.name, d.data, d.size(), upstream.name, u.data, u.size());
+    check_outside_workspace(verb, d_primal.name, d.data, d.size(), w);
+  }
+  if (want_dw) {
+    check_view(verb, primal.name, p);
+    check_grid(verb, primal.name, p, w.batch, primal_grid.height, primal_grid.width,
+               primal_grid.name);
+    check_same_channels(verb, upstream.name, u, primal.name, p);
+    check_weights_grad(verb, "d_weights", d_weights, w);
+    check_grad_no_overlap(verb, d_weights, upstream.name, u);
+    check_grad_no_overlap(verb, d_weights, primal.name, p);
+    check_grad_no_overlap(verb, d_weights, d_primal.name, d);
+    if (want_d)
+      check_no_overlap(verb, d_primal.name, d.data, d.size(), primal.name, p.data, p.size());
+  }
+  if (!want_d && !want_dw) return;
+  const T scale = T(double(upstream_grid.height) * upstream_grid.width);
+  launch_backward(exec, w, u, d, primal_on_input ? Direction::inverse : Direction::forward, scale,
+                  p, want_dw ? &d_weights : nullptr);
+}
+
 }  // namespace detail
 
 // Eqs. 1-7: saliency maps (N x H x W, finite, >= 0) -> segment weights for sampling to
@@ -254,41 +312,8 @@ void sample_backward(const Exec& exec, const Weights<T>& weights, FeatureMap<X> 
   detail::require_backend<Exec>();
   detail::require_scalar<X, T>();
   detail::require_scalar<DXr, T>();
-  const char* verb = "ssb::sample_backward";
-  detail::check_weights(verb, weights);
-  detail::check_view(verb, "d_xr", d_xr);
-  detail::check_grid(verb, "d_xr", d_xr, weights.batch, weights.out_height(), weights.out_width(),
-                     "sampled");
-  const bool want_dx = !detail::is_empty(d_x), want_dw = !detail::is_empty(d_weights);
-  if (want_dx) {
-    detail::check_view(verb, "d_x", d_x);
-    detail::check_grid(verb, "d_x", d_x, weights.batch, weights.in_height(), weights.in_width(),
-                       "input");
-    detail::check_same_channels(verb, "d_xr", d_xr, "d_x", d_x);
-    detail::check_no_overlap(verb, "d_x", d_x.data, d_x.size(), "d_xr", d_xr.data, d_xr.size());
-    detail::check_outside_workspace(verb, "d_x", d_x.data, d_x.size(), weights);
-  }
-  if (want_dw) {
-    detail::check_view(verb, "x", x);
-    detail::check_grid(verb, "x", x, weights.batch, weights.in_height(), weights.in_width(),
-                       "input");
-    detail::check_same_channels(verb, "d_xr", d_xr, "x", x);
-    detail::check_weights_grad(verb, "d_weights", d_weights, weights);
-    detail::check_outside_workspace(verb, "d_weights", d_weights.y,
-                                    std::int64_t(d_weights.batch) * d_weights.capacity_y, weights);
-    detail::check_outside_workspace(verb, "d_weights", d_weights.x,
-                                    std::int64_t(d_weights.batch) * d_weights.capacity_x, weights);
-    detail::check_grad_no_overlap(verb, d_weights, "d_xr", d_xr);
-    detail::check_grad_no_overlap(verb, d_weights, "x", x);
-    detail::check_grad_no_overlap(verb, d_weights, "d_x", d_x);
-    if (want_dx) detail::check_no_overlap(verb, "d_x", d_x.data, d_x.size(), "x", x.data, x.size());
-  }
-  const T scale = T(double(weights.out_height()) * weights.out_width());
-  if (want_dx || want_dw) {
-    detail::launch_backward(exec, weights, FeatureMap<const T>(d_xr), d_x,
-                            detail::Direction::inverse, scale, FeatureMap<const T>(x),
-                            want_dw ? &d_weights : nullptr);
-  }
+  detail::sampler_backward(exec, "ssb::sample_backward", weights, true, {"x", x}, {"d_xr", d_xr},
+                           {"d_x", d_x}, d_weights);
 }
 
 // Backward of sample_inverse. d_y (overwritten) = H*W * Gy dZ Gx^T; d_weights (accumulated) +=
@@ -300,41 +325,8 @@ void sample_inverse_backward(const Exec& exec, const Weights<T>& weights, Featur
   detail::require_backend<Exec>();
   detail::require_scalar<Y, T>();
   detail::require_scalar<DZ, T>();
-  const char* verb = "ssb::sample_inverse_backward";
-  detail::check_weights(verb, weights);
-  detail::check_view(verb, "d_z", d_z);
-  detail::check_grid(verb, "d_z", d_z, weights.batch, weights.in_height(), weights.in_width(),
-                     "input");
-  const bool want_dy = !detail::is_empty(d_y), want_dw = !detail::is_empty(d_weights);
-  if (want_dy) {
-    detail::check_view(verb, "d_y", d_y);
-    detail::check_grid(verb, "d_y", d_y, weights.batch, weights.out_height(), weights.out_width(),
-                       "sampled");
-    detail::check_same_channels(verb, "d_z", d_z, "d_y", d_y);
-    detail::check_no_overlap(verb, "d_y", d_y.data, d_y.size(), "d_z", d_z.data, d_z.size());
-    detail::check_outside_workspace(verb, "d_y", d_y.data, d_y.size(), weights);
-  }
-  if (want_dw) {
-    detail::check_view(verb, "y", y);
-    detail::check_grid(verb, "y", y, weights.batch, weights.out_height(), weights.out_width(),
-                       "sampled");
-    detail::check_same_channels(verb, "d_z", d_z, "y", y);
-    detail::check_weights_grad(verb, "d_weights", d_weights, weights);
-    detail::check_outside_workspace(verb, "d_weights", d_weights.y,
-                                    std::int64_t(d_weights.batch) * d_weights.capacity_y, weights);
-    detail::check_outside_workspace(verb, "d_weights", d_weights.x,
-                                    std::int64_t(d_weights.batch) * d_weights.capacity_x, weights);
-    detail::check_grad_no_overlap(verb, d_weights, "d_z", d_z);
-    detail::check_grad_no_overlap(verb, d_weights, "y", y);
-    detail::check_grad_no_overlap(verb, d_weights, "d_y", d_y);
-    if (want_dy) detail::check_no_overlap(verb, "d_y", d_y.data, d_y.size(), "y", y.data, y.size());
-  }
-  const T scale = T(double(weights.in_height()) * weights.in_width());
-  if (want_dy || want_dw) {
-    detail::launch_backward(exec, weights, FeatureMap<const T>(d_z), d_y,
-                            detail::Direction::forward, scale, FeatureMap<const T>(y),
-                            want_dw ? &d_weights : nullptr);
-  }
+  detail::sampler_backward(exec, "ssb::sample_inverse_backward", weights, false, {"y", y},
+                           {"d_z", d_z}, {"d_y", d_y}, d_weights);
 }
 
 // Eqs. 1-7 backward: d_weights (the sum of both samplers' contributions) -> d_saliency
