@@ -6,10 +6,12 @@
 //   :] sample_inverse  Z[h,w,:]  = H*W   * sum_{l in in(w)}  wx_l sum_{k in in(h)}  wy_k Y[i_k,
 //   i_l, :] d_x of sample   = the inverse gather of dXr with scale Hr*Wr d_y of inverse  = the
 //   forward gather of dZ with scale H*W
-// The order of summation is fixed and the same in every layout: for each x segment l, the y sum
-//     inner = sum_k wy_k src[.., .., c]      (k ascending, from 0)
-// then acc += wx_l * inner (l ascending, from 0), then dst = scale * acc. So NHWC, NCHW and
-// mixed layouts give the same bits, and a backend only decides which rows run where.
+// The order of summation is fixed and the same in every layout and body: for each x segment l,
+// the y sum
+//     inner = wy_k0 * src[.., .., c] + wy_k1 * src[..] + ...     (k ascending, from the first term)
+// then acc = wx_l0 * inner_l0 + wx_l1 * inner_l1 + ... (l ascending, from the first term), then
+// dst = scale * acc; an empty range gives 0. So NHWC, NCHW and mixed layouts give the same bits,
+// and a backend only decides which rows run where.
 //
 // Pair dots (backward.hpp): every pair (k, l) of a y and an x segment is visited by exactly one
 // destination pixel (a, b), reading src at the pair's source pixel. With `other` a map on the
@@ -54,7 +56,7 @@ struct PairDots {
   int stride = 0;             // capacity_x
 };
 
-// Channels handled at once in registers by the per-pixel body.
+// Channels summed at once in registers by x_sums.
 constexpr int channel_block = 32;
 
 // Lanes of the partial sums of pair_dot.
@@ -79,76 +81,142 @@ SSB_HOST_DEVICE inline T pair_dot(const T* a, std::int64_t sa, const T* b, std::
   return lane[0];
 }
 
-// Destination pixel (n, a, b), channels of every layout (Contiguous: all channel strides are 1,
-// which lets the compiler vectorise). `dst.data` null: compute only the pair dots.
-template <Direction D, bool Contiguous, class T>
-SSB_HOST_DEVICE inline void gather_pixel(const AxisImage<T>& ay, const AxisImage<T>& ax,
-                                         const FeatureMap<const T>& src, const FeatureMap<T>& dst,
-                                         const PairDots<T>& pair, int n, int a, int b, T scale) {
-  const std::int64_t src_cs = Contiguous ? 1 : src.channel_stride();
-  const std::int64_t dst_cs = Contiguous ? 1 : dst.channel_stride();
-  const std::int64_t other_cs = Contiguous ? 1 : pair.other.channel_stride();
+// Destination pixel (n, a, b) of maps in any layouts, one channel at a time (the general path,
+// for mixed layouts).
+template <Direction D, class T>
+SSB_HOST_DEVICE inline void gather_pixel_strided(const AxisImage<T>& ay, const AxisImage<T>& ax,
+                                                 const FeatureMap<const T>& src,
+                                                 const FeatureMap<T>& dst, int n, int a, int b,
+                                                 T scale) {
   const int ky0 = range_begin<D>(ay, a), ky1 = range_begin<D>(ay, a + 1);
   const int kx0 = range_begin<D>(ax, b), kx1 = range_begin<D>(ax, b + 1);
-  const int channels = src.channels;
-  T* out = dst.data == nullptr ? nullptr : dst.data + dst.pixel_offset(n, a, b);
-  const T* other =
-      pair.dots == nullptr ? nullptr : pair.other.data + pair.other.pixel_offset(n, a, b);
-  for (int c0 = 0; c0 < channels; c0 += channel_block) {
-    const int cn = channels - c0 < channel_block ? channels - c0 : channel_block;
-    T acc[channel_block];
-    for (int c = 0; c < channel_block; ++c) acc[c] = T(0);
+  const std::int64_t src_cs = src.channel_stride(), dst_cs = dst.channel_stride();
+  T* out = dst.data + dst.pixel_offset(n, a, b);
+  for (int c = 0; c < src.channels; ++c) {
+    T acc = T(0);
     for (int l = kx0; l < kx1; ++l) {
-      const int sx = source_index<D>(ax, l);
-      T inner[channel_block];
-      for (int c = 0; c < channel_block; ++c) inner[c] = T(0);
+      T inner = T(0);
       for (int k = ky0; k < ky1; ++k) {
-        const T wy = ay.weight[k];
-        const T* in = src.data + src.pixel_offset(n, source_index<D>(ay, k), sx) + c0 * src_cs;
-        if (cn == channel_block) {
-          for (int c = 0; c < channel_block; ++c) inner[c] += wy * in[c * src_cs];
-        } else {
-          for (int c = 0; c < cn; ++c) inner[c] += wy * in[c * src_cs];
-        }
+        const T v = src.data[src.pixel_offset(n, source_index<D>(ay, k), source_index<D>(ax, l)) +
+                             c * src_cs];
+        inner = k == ky0 ? ay.weight[k] * v : inner + ay.weight[k] * v;
       }
-      const T wx = ax.weight[l];
-      for (int c = 0; c < channel_block; ++c) acc[c] += wx * inner[c];
+      acc = l == kx0 ? ax.weight[l] * inner : acc + ax.weight[l] * inner;
     }
-    if (out != nullptr) {
-      for (int c = 0; c < cn; ++c) out[(c0 + c) * dst_cs] = scale * acc[c];
-    }
+    out[c * dst_cs] = scale * acc;
   }
-  // The pair dots, over all channels at once while the source pixels are still in cache.
-  if (other != nullptr) {
+}
+
+// out[c] = scale * sum_{l = kx0 .. kx1-1} wx_l * row[source_x(l) * C + c] for c < C, summed from
+// the first term, in blocks of channel_block held in registers.
+template <Direction D, class T>
+SSB_HOST_DEVICE inline void x_sums(const AxisImage<T>& ax, int kx0, int kx1, const T* row,
+                                   int channels, T scale, T* out) {
+  if (kx0 == kx1) {
+    for (int c = 0; c < channels; ++c) out[c] = T(0);
+    return;
+  }
+  int c0 = 0;
+  for (; c0 + channel_block <= channels; c0 += channel_block) {
+    T acc[channel_block];
+    const T* first = row + std::int64_t(source_index<D>(ax, kx0)) * channels + c0;
+    for (int c = 0; c < channel_block; ++c) acc[c] = ax.weight[kx0] * first[c];
+    for (int l = kx0 + 1; l < kx1; ++l) {
+      const T wx = ax.weight[l];
+      const T* in = row + std::int64_t(source_index<D>(ax, l)) * channels + c0;
+      for (int c = 0; c < channel_block; ++c) acc[c] += wx * in[c];
+    }
+    for (int c = 0; c < channel_block; ++c) out[c0 + c] = scale * acc[c];
+  }
+  if (c0 < channels) {
+    const int cn = channels - c0;
+    T acc[channel_block];
+    const T* first = row + std::int64_t(source_index<D>(ax, kx0)) * channels + c0;
+    for (int c = 0; c < cn; ++c) acc[c] = ax.weight[kx0] * first[c];
+    for (int l = kx0 + 1; l < kx1; ++l) {
+      const T wx = ax.weight[l];
+      const T* in = row + std::int64_t(source_index<D>(ax, l)) * channels + c0;
+      for (int c = 0; c < cn; ++c) acc[c] += wx * in[c];
+    }
+    for (int c = 0; c < cn; ++c) out[c0 + c] = scale * acc[c];
+  }
+}
+
+// Destination row (n, a) of channels-last maps (src and dst NHWC), separably: first the y sums of
+// whole source rows, row[w][c] = sum_{k in range_y(a)} wy_k src[n, source_y(k), w, c] (one long
+// contiguous loop per segment), then the x sums per destination pixel. `row` holds
+// src.width * src.channels elements.
+template <Direction D, class T>
+SSB_HOST_DEVICE inline void gather_row_nhwc(const AxisImage<T>& ay, const AxisImage<T>& ax,
+                                            const FeatureMap<const T>& src,
+                                            const FeatureMap<T>& dst, int n, int a, T scale,
+                                            T* row) {
+  const int ky0 = range_begin<D>(ay, a), ky1 = range_begin<D>(ay, a + 1);
+  const int channels = src.channels;
+  const std::int64_t row_size = std::int64_t(src.width) * channels;
+  const int dst_w = D == Direction::forward ? ax.out_size : ax.in_size;
+  T* out = dst.data + dst.pixel_offset(n, a, 0);
+  if (ky0 == ky1) {
+    for (std::int64_t e = 0; e < std::int64_t(dst_w) * channels; ++e) out[e] = T(0);
+    return;
+  }
+  {
+    const T wy = ay.weight[ky0];
+    const T* in = src.data + src.pixel_offset(n, source_index<D>(ay, ky0), 0);
+    for (std::int64_t e = 0; e < row_size; ++e) row[e] = wy * in[e];
+  }
+  for (int k = ky0 + 1; k < ky1; ++k) {
+    const T wy = ay.weight[k];
+    const T* in = src.data + src.pixel_offset(n, source_index<D>(ay, k), 0);
+    for (std::int64_t e = 0; e < row_size; ++e) row[e] += wy * in[e];
+  }
+  for (int b = 0; b < dst_w; ++b) {
+    x_sums<D>(ax, range_begin<D>(ax, b), range_begin<D>(ax, b + 1), row, channels, scale,
+              out + std::int64_t(b) * channels);
+  }
+}
+
+// The pair dots of destination row (n, a) (file comment), for maps in any layouts.
+template <Direction D, class T>
+SSB_HOST_DEVICE inline void row_pair_dots(const AxisImage<T>& ay, const AxisImage<T>& ax,
+                                          const FeatureMap<const T>& src, const PairDots<T>& pair,
+                                          int n, int a) {
+  const int ky0 = range_begin<D>(ay, a), ky1 = range_begin<D>(ay, a + 1);
+  const int dst_w = D == Direction::forward ? ax.out_size : ax.in_size;
+  const bool contiguous = src.layout == Layout::nhwc && pair.other.layout == Layout::nhwc;
+  const std::int64_t src_cs = src.channel_stride(), other_cs = pair.other.channel_stride();
+  for (int b = 0; b < dst_w; ++b) {
+    const T* other = pair.other.data + pair.other.pixel_offset(n, a, b);
+    const int kx0 = range_begin<D>(ax, b), kx1 = range_begin<D>(ax, b + 1);
     for (int k = ky0; k < ky1; ++k) {
       const int sy = source_index<D>(ay, k);
       for (int l = kx0; l < kx1; ++l) {
         const T* in = src.data + src.pixel_offset(n, sy, source_index<D>(ax, l));
         pair.dots[std::int64_t(k) * pair.stride + l] =
-            Contiguous ? pair_dot(in, 1, other, 1, channels)
-                       : pair_dot(in, src_cs, other, other_cs, channels);
+            contiguous ? pair_dot(in, 1, other, 1, src.channels)
+                       : pair_dot(in, src_cs, other, other_cs, src.channels);
       }
     }
   }
 }
 
-// Destination row (n, a) of per-pixel layouts: the contiguous body when every map is NHWC, the
-// strided one otherwise (all-NCHW maps have the planar bodies of planar.hpp). `dst.data` null:
-// pair dots only.
+// Destination row (n, a) of maps that are not all NCHW (those have planar.hpp): the separable
+// NHWC body when src and dst are NHWC, the per-channel one otherwise; `dst.data` null skips the
+// destination. With pair.dots, also the pair dots. `row`: src.width * src.channels elements.
 template <Direction D, class T>
 SSB_HOST_DEVICE inline void gather_row(const Weights<T>& weights, const FeatureMap<const T>& src,
                                        const FeatureMap<T>& dst, const PairDots<T>& pair, int n,
-                                       int a, T scale) {
+                                       int a, T scale, T* row) {
   const AxisImage<T> ay = weights.y.image(n), ax = weights.x.image(n);
-  const bool contiguous = src.layout == Layout::nhwc &&
-                          (dst.data == nullptr || dst.layout == Layout::nhwc) &&
-                          (pair.dots == nullptr || pair.other.layout == Layout::nhwc);
-  const int dst_w = D == Direction::forward ? ax.out_size : ax.in_size;
-  if (contiguous) {
-    for (int b = 0; b < dst_w; ++b) gather_pixel<D, true>(ay, ax, src, dst, pair, n, a, b, scale);
-  } else {
-    for (int b = 0; b < dst_w; ++b) gather_pixel<D, false>(ay, ax, src, dst, pair, n, a, b, scale);
+  if (dst.data != nullptr) {
+    if (src.layout == Layout::nhwc && dst.layout == Layout::nhwc) {
+      gather_row_nhwc<D>(ay, ax, src, dst, n, a, scale, row);
+    } else {
+      const int dst_w = D == Direction::forward ? ax.out_size : ax.in_size;
+      for (int b = 0; b < dst_w; ++b) gather_pixel_strided<D>(ay, ax, src, dst, n, a, b, scale);
+    }
   }
+  if (pair.dots != nullptr) row_pair_dots<D>(ay, ax, src, pair, n, a);
 }
 
 }  // namespace detail

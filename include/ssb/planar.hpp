@@ -1,8 +1,8 @@
 // ssbnet: the gather bodies for NCHW maps (see kernels.hpp for the formulas and the summation
-// order, which is the same here, bit for bit, as in the per-pixel body).
+// order, which is the same here, bit for bit).
 //
 // Small planes (channel_tile_fits): a block of channel_block planes is transposed into a
-// channels-last tile, gathered by the per-pixel body (vectorised over the block), and transposed
+// channels-last tile, gathered by the NHWC row body (vectorised over the block), and transposed
 // back. Large planes: one plane at a time,
 //   1. y sums, vectorised along source rows:  R[a][w] = sum_{k in range_y(a)} wy_k
 //   src[source_y(k)][w]
@@ -10,8 +10,7 @@
 //   3. x sums, vectorised along destination rows: Ot[b][:] = sum_{l in range_x(b)} wx_l
 //   Rt[source_x(l)][:]
 //   4. dst[a][b] = scale * Ot[b][a]
-// Either way each element gets inner = sum_k wy_k src (k ascending from 0), then
-// acc = sum_l wx_l * inner (l ascending from 0), then scale * acc.
+// Either way every sum starts from its first term and runs in ascending order, as kernels.hpp says.
 #pragma once
 
 #include <cstddef>
@@ -41,11 +40,26 @@ SSB_HOST_DEVICE inline std::size_t plane_scratch_size(const Weights<T>& w) {
   const std::size_t dst_w = std::size_t(forward ? w.out_width() : w.in_width());
   const std::size_t src_w = std::size_t(forward ? w.in_width() : w.out_width());
   if (channel_tile_fits(w)) {
-    return (std::size_t(w.in_height()) * w.in_width() +
-            std::size_t(w.out_height()) * w.out_width()) *
-           channel_block;
+    const std::size_t pixels =
+        std::size_t(w.in_height()) * w.in_width() + std::size_t(w.out_height()) * w.out_width();
+    return (pixels + src_w) * channel_block;
   }
   return 2 * dst_h * src_w + dst_w * dst_h;
+}
+
+// out[c * planes + p] = in[p * count + c]: `count` interleaved planes to channel-last and back.
+template <class T>
+SSB_HOST_DEVICE inline void to_channels_last(const T* planes, std::int64_t pixels, int count,
+                                             T* tile) {
+  for (std::int64_t p = 0; p < pixels; ++p) {
+    for (int c = 0; c < count; ++c) tile[p * count + c] = planes[c * pixels + p];
+  }
+}
+template <class T>
+SSB_HOST_DEVICE inline void to_planes(const T* tile, std::int64_t pixels, int count, T* planes) {
+  for (std::int64_t p = 0; p < pixels; ++p) {
+    for (int c = 0; c < count; ++c) planes[c * pixels + p] = tile[p * count + c];
+  }
 }
 
 // Planes c0 .. c0 + channel_block - 1 (or up to the last channel) of image n of NCHW maps, through
@@ -59,29 +73,23 @@ SSB_HOST_DEVICE inline void gather_channel_tile(const Weights<T>& weights,
   const std::int64_t src_pixels = std::int64_t(src.height) * src.width;
   const std::int64_t dst_pixels = std::int64_t(dst.height) * dst.width;
   T* tile_in = scratch;
-  T* tile_out = scratch + src_pixels * cb;
+  T* tile_out = tile_in + src_pixels * cb;
+  T* row = tile_out + dst_pixels * cb;
   const T* planes = src.data + (std::int64_t(n) * src.channels + c0) * src_pixels;
   if (cb == channel_block) {
-    for (std::int64_t p = 0; p < src_pixels; ++p) {
-      for (int c = 0; c < channel_block; ++c)
-        tile_in[p * channel_block + c] = planes[c * src_pixels + p];
-    }
+    to_channels_last(planes, src_pixels, channel_block, tile_in);
   } else {
-    for (std::int64_t p = 0; p < src_pixels; ++p) {
-      for (int c = 0; c < cb; ++c) tile_in[p * cb + c] = planes[c * src_pixels + p];
-    }
+    to_channels_last(planes, src_pixels, cb, tile_in);
   }
   const FeatureMap<const T> in(tile_in, 1, src.height, src.width, cb, Layout::nhwc);
   const FeatureMap<T> out(tile_out, 1, dst.height, dst.width, cb, Layout::nhwc);
   const AxisImage<T> ay = weights.y.image(n), ax = weights.x.image(n);
-  for (int a = 0; a < dst.height; ++a) {
-    for (int b = 0; b < dst.width; ++b) {
-      gather_pixel<D, true>(ay, ax, in, out, PairDots<T>{}, 0, a, b, scale);
-    }
-  }
+  for (int a = 0; a < dst.height; ++a) gather_row_nhwc<D>(ay, ax, in, out, 0, a, scale, row);
   T* planes_out = dst.data + (std::int64_t(n) * dst.channels + c0) * dst_pixels;
-  for (std::int64_t p = 0; p < dst_pixels; ++p) {
-    for (int c = 0; c < cb; ++c) planes_out[c * dst_pixels + p] = tile_out[p * cb + c];
+  if (cb == channel_block) {
+    to_planes(tile_out, dst_pixels, channel_block, planes_out);
+  } else {
+    to_planes(tile_out, dst_pixels, cb, planes_out);
   }
 }
 
@@ -99,21 +107,34 @@ SSB_HOST_DEVICE inline void gather_plane(const Weights<T>& weights, const Featur
   T* ot = rt + std::int64_t(dst_h) * src_w;  // [dst_w][dst_h]
   for (int a = 0; a < dst_h; ++a) {
     T* row = r + std::int64_t(a) * src_w;
-    for (int w = 0; w < src_w; ++w) row[w] = T(0);
-    for (int k = range_begin<D>(ay, a); k < range_begin<D>(ay, a + 1); ++k) {
+    const int k0 = range_begin<D>(ay, a), k1 = range_begin<D>(ay, a + 1);
+    if (k0 == k1) {
+      for (int w = 0; w < src_w; ++w) row[w] = T(0);
+      continue;
+    }
+    const T* first = plane + std::int64_t(source_index<D>(ay, k0)) * src_w;
+    for (int w = 0; w < src_w; ++w) row[w] = ay.weight[k0] * first[w];
+    for (int k = k0 + 1; k < k1; ++k) {
       const T wy = ay.weight[k];
       const T* in = plane + std::int64_t(source_index<D>(ay, k)) * src_w;
       for (int w = 0; w < src_w; ++w) row[w] += wy * in[w];
     }
   }
   for (int a = 0; a < dst_h; ++a) {
-    for (int w = 0; w < src_w; ++w)
+    for (int w = 0; w < src_w; ++w) {
       rt[std::int64_t(w) * dst_h + a] = r[std::int64_t(a) * src_w + w];
+    }
   }
   for (int b = 0; b < dst_w; ++b) {
     T* col = ot + std::int64_t(b) * dst_h;
-    for (int a = 0; a < dst_h; ++a) col[a] = T(0);
-    for (int l = range_begin<D>(ax, b); l < range_begin<D>(ax, b + 1); ++l) {
+    const int l0 = range_begin<D>(ax, b), l1 = range_begin<D>(ax, b + 1);
+    if (l0 == l1) {
+      for (int a = 0; a < dst_h; ++a) col[a] = T(0);
+      continue;
+    }
+    const T* first = rt + std::int64_t(source_index<D>(ax, l0)) * dst_h;
+    for (int a = 0; a < dst_h; ++a) col[a] = ax.weight[l0] * first[a];
+    for (int l = l0 + 1; l < l1; ++l) {
       const T wx = ax.weight[l];
       const T* in = rt + std::int64_t(source_index<D>(ax, l)) * dst_h;
       for (int a = 0; a < dst_h; ++a) col[a] += wx * in[a];

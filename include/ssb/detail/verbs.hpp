@@ -88,11 +88,12 @@ void launch_gather(const Exec& exec, const Weights<T>& w, const FeatureMap<const
     }
     const int height = D == Direction::forward ? w.out_height() : w.in_height();
     const std::int64_t per_image = std::int64_t(w.y.capacity()) * w.x.capacity();
+    const std::size_t row = std::size_t(src.width) * std::size_t(src.channels);
     launcher<Exec>::for_each(exec, std::int64_t(w.batch) * height, [&](std::int64_t r) {
       const int n = int(r / height), a = int(r % height);
       const PairDots<T> pair{other, dots == nullptr ? nullptr : dots + n * per_image,
                              w.x.capacity()};
-      gather_row<D>(w, src, dst, pair, n, a, scale);
+      gather_row<D>(w, src, dst, pair, n, a, scale, thread_scratch<T>(row));
     });
   });
 }
