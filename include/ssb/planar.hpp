@@ -15,6 +15,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
+
+#if defined(__AVX__) && !defined(__CUDA_ARCH__) && !defined(__HIP_DEVICE_COMPILE__)
+#include <immintrin.h>
+#define SSB_PLANAR_AVX 1
+#endif
 
 #include "kernels.hpp"
 #include "types.hpp"
@@ -47,18 +53,52 @@ SSB_HOST_DEVICE inline std::size_t plane_scratch_size(const Weights<T>& w) {
   return 2 * dst_h * src_w + dst_w * dst_h;
 }
 
-// out[c * planes + p] = in[p * count + c]: `count` interleaved planes to channel-last and back.
-template <class T>
-SSB_HOST_DEVICE inline void to_channels_last(const T* planes, std::int64_t pixels, int count,
-                                             T* tile) {
-  for (std::int64_t p = 0; p < pixels; ++p) {
-    for (int c = 0; c < count; ++c) tile[p * count + c] = planes[c * pixels + p];
+#if defined(SSB_PLANAR_AVX)
+// Rows 0..7 of `in` (8 floats each, `in_stride` apart) become columns of `out`.
+inline void transpose_8x8(const float* in, std::int64_t in_stride, float* out,
+                          std::int64_t out_stride) {
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(in + i * in_stride);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 4; ++i) {
+    _mm256_storeu_ps(out + i * out_stride, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+    _mm256_storeu_ps(out + (i + 4) * out_stride, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
   }
 }
+#endif
+
+// to[j * rows + i] = from[i * cols + j] for a rows x cols block with row strides `from_stride`
+// and `to_stride`: the transposes between planes and channels-last tiles.
 template <class T>
-SSB_HOST_DEVICE inline void to_planes(const T* tile, std::int64_t pixels, int count, T* planes) {
-  for (std::int64_t p = 0; p < pixels; ++p) {
-    for (int c = 0; c < count; ++c) planes[c * pixels + p] = tile[p * count + c];
+SSB_HOST_DEVICE inline void transpose(const T* from, std::int64_t from_stride, int rows,
+                                      std::int64_t cols, T* to, std::int64_t to_stride) {
+  std::int64_t j0 = 0;
+#if defined(SSB_PLANAR_AVX)
+  if (std::is_same<T, float>::value) {
+    const int rows8 = rows / 8 * 8;
+    for (; j0 + 8 <= cols; j0 += 8) {
+      for (int i0 = 0; i0 < rows8; i0 += 8) {
+        transpose_8x8(reinterpret_cast<const float*>(from) + i0 * from_stride + j0, from_stride,
+                      reinterpret_cast<float*>(to) + j0 * to_stride + i0, to_stride);
+      }
+      for (int i = rows8; i < rows; ++i) {
+        for (std::int64_t j = j0; j < j0 + 8; ++j)
+          to[j * to_stride + i] = from[i * from_stride + j];
+      }
+    }
+  }
+#endif
+  for (std::int64_t j = j0; j < cols; ++j) {
+    for (int i = 0; i < rows; ++i) to[j * to_stride + i] = from[i * from_stride + j];
   }
 }
 
@@ -76,21 +116,13 @@ SSB_HOST_DEVICE inline void gather_channel_tile(const Weights<T>& weights,
   T* tile_out = tile_in + src_pixels * cb;
   T* row = tile_out + dst_pixels * cb;
   const T* planes = src.data + (std::int64_t(n) * src.channels + c0) * src_pixels;
-  if (cb == channel_block) {
-    to_channels_last(planes, src_pixels, channel_block, tile_in);
-  } else {
-    to_channels_last(planes, src_pixels, cb, tile_in);
-  }
+  transpose(planes, src_pixels, cb, src_pixels, tile_in, cb);
   const FeatureMap<const T> in(tile_in, 1, src.height, src.width, cb, Layout::nhwc);
   const FeatureMap<T> out(tile_out, 1, dst.height, dst.width, cb, Layout::nhwc);
   const AxisImage<T> ay = weights.y.image(n), ax = weights.x.image(n);
   for (int a = 0; a < dst.height; ++a) gather_row_nhwc<D>(ay, ax, in, out, 0, a, scale, row);
   T* planes_out = dst.data + (std::int64_t(n) * dst.channels + c0) * dst_pixels;
-  if (cb == channel_block) {
-    to_planes(tile_out, dst_pixels, channel_block, planes_out);
-  } else {
-    to_planes(tile_out, dst_pixels, cb, planes_out);
-  }
+  transpose(tile_out, cb, int(dst_pixels), cb, planes_out, dst_pixels);
 }
 
 // Plane (n, c) of NCHW maps src -> dst. `scratch` has plane_scratch_size elements.
