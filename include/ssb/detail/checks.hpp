@@ -126,8 +126,10 @@ struct SaliencyCheck {
   bool sum_overflows = false;
 };
 
+// `masses` receives H + W + 1 doubles: the row sums, column sums and total of compute_masses,
+// which compute_weights then copies into the workspace once every image has passed.
 template <class S>
-SaliencyCheck check_saliency_image(const SaliencyMap<S>& s, int n) {
+SaliencyCheck check_saliency_image(const SaliencyMap<S>& s, int n, double* masses) {
   const std::int64_t size = std::int64_t(s.height) * s.width;
   const S* map = s.data + std::int64_t(n) * size;
   SaliencyCheck result;
@@ -138,11 +140,13 @@ SaliencyCheck check_saliency_image(const SaliencyMap<S>& s, int n) {
       return result;
     }
   }
-  std::vector<double> row_mass(std::size_t(s.height)), col_mass(std::size_t(s.width));
-  double total = 0.0;
-  compute_masses(map, s.height, s.width, row_mass.data(), col_mass.data(), &total);
-  result.sum_overflows = std::isinf(total);
-  for (double c : col_mass) result.sum_overflows = result.sum_overflows || std::isinf(c);
+  double* row_mass = masses;
+  double* col_mass = masses + s.height;
+  double* total = col_mass + s.width;
+  compute_masses(map, s.height, s.width, row_mass, col_mass, total);
+  result.sum_overflows = std::isinf(*total);
+  for (int w = 0; w < s.width; ++w)
+    result.sum_overflows = result.sum_overflows || std::isinf(col_mass[w]);
   return result;
 }
 

@@ -241,19 +241,25 @@ void compute_weights(const Exec& exec, SaliencyMap<S> saliency, int out_h, int o
   }
   detail::check_outside_workspace(verb, "saliency", saliency.data, saliency.size(), weights);
   const SaliencyMap<const T> s = saliency;
+  // Pass 1 checks every map and sums it into `masses`; pass 2, only once all maps are valid,
+  // writes the workspace: nothing is written when an error is thrown.
+  const int H = s.height, W = s.width;
+  const std::size_t per_image = std::size_t(H) + std::size_t(W) + 1;
+  std::vector<double> masses(std::size_t(s.batch) * per_image);
   std::vector<detail::SaliencyCheck> checks(std::size_t(s.batch));
   detail::launcher<Exec>::for_each(exec, s.batch, [&](std::int64_t n) {
-    checks[std::size_t(n)] = detail::check_saliency_image(s, int(n));
+    checks[std::size_t(n)] =
+        detail::check_saliency_image(s, int(n), masses.data() + std::size_t(n) * per_image);
   });
   for (int n = 0; n < s.batch; ++n) {
     const auto& c = checks[std::size_t(n)];
     if (c.position >= 0 || c.sum_overflows) detail::fail_saliency(verb, s, n, c);
   }
   detail::launcher<Exec>::for_each(exec, s.batch, [&](std::int64_t n) {
-    const int H = s.height, W = s.width;
-    double* row_mass = weights.y.mass + n * H;
-    double* col_mass = weights.x.mass + n * W;
-    detail::compute_masses(s.data + n * H * W, H, W, row_mass, col_mass, weights.total + n);
+    const double* m = masses.data() + std::size_t(n) * per_image;
+    for (int h = 0; h < H; ++h) weights.y.mass[n * H + h] = m[h];
+    for (int w = 0; w < W; ++w) weights.x.mass[n * W + w] = m[H + w];
+    weights.total[n] = m[H + W];
     for (const AxisSegments<T>* a : {&weights.y, &weights.x}) {
       const std::int64_t k0 = n * a->capacity();
       detail::segment_walk(a->mass + n * a->in_size, a->mass_total(weights.total, int(n)),
