@@ -179,6 +179,32 @@ SSB_HOST_DEVICE inline void gather_plane(const Weights<T>& weights, const Featur
   }
 }
 
+// The pair dots of image n restricted to planes c0 .. c0 + channel_block - 1 (kernels.hpp), for
+// NCHW maps whose channel tiles fit: both maps' planes go to channels-last tiles, then the NHWC
+// pair dots run over the block. `dots` ([capacity_y][capacity_x]) receives the block's partial
+// sums; the launcher adds the blocks in order. `scratch` has plane_scratch_size elements.
+template <Direction D, class T>
+SSB_HOST_DEVICE inline void channel_tile_pair_dots(const Weights<T>& weights,
+                                                   const FeatureMap<const T>& src,
+                                                   const FeatureMap<const T>& other, int n, int c0,
+                                                   T* dots, T* scratch) {
+  const int cb = src.channels - c0 < channel_block ? src.channels - c0 : channel_block;
+  const std::int64_t src_pixels = std::int64_t(src.height) * src.width;
+  const std::int64_t other_pixels = std::int64_t(other.height) * other.width;
+  T* tile_src = scratch;
+  T* tile_other = tile_src + src_pixels * cb;
+  transpose(src.data + (std::int64_t(n) * src.channels + c0) * src_pixels, src_pixels, cb,
+            src_pixels, tile_src, cb);
+  transpose(other.data + (std::int64_t(n) * other.channels + c0) * other_pixels, other_pixels, cb,
+            other_pixels, tile_other, cb);
+  const FeatureMap<const T> s(tile_src, 1, src.height, src.width, cb, Layout::nhwc);
+  const PairDots<T> pair{
+      FeatureMap<const T>(tile_other, 1, other.height, other.width, cb, Layout::nhwc), dots,
+      weights.x.capacity()};
+  const AxisImage<T> ay = weights.y.image(n), ax = weights.x.image(n);
+  for (int a = 0; a < other.height; ++a) row_pair_dots<D>(ay, ax, s, pair, 0, a);
+}
+
 // The pair dots of y segment k of image n for NCHW maps (kernels.hpp), channels in order:
 //     dots[l] = sum_c src[c, source_y(k), source_x(l)] * other[c, dest_y(k), dest_x(l)]
 // for every x segment l; `other` is on the destination grid.
@@ -195,13 +221,15 @@ SSB_HOST_DEVICE inline void plane_pair_dots(const Weights<T>& weights,
                      std::int64_t(source_index<D>(ay, k)) * src.width;
   const T* other_row = other.data + std::int64_t(n) * other.channels * other_plane +
                        std::int64_t(dest_index<D>(ay, k)) * other.width;
-  for (int l = 0; l < count; ++l) dots[l] = T(0);
+  const bool forward = D == Direction::forward;
+  const std::int32_t* source_x = forward ? ax.in_index : ax.out_index;
+  const std::int32_t* dest_x = forward ? ax.out_index : ax.in_index;
+  T* SSB_RESTRICT d = dots;
+  for (int l = 0; l < count; ++l) d[l] = T(0);
   for (int c = 0; c < src.channels; ++c) {
-    const T* s = src_row + c * src_plane;
-    const T* o = other_row + c * other_plane;
-    for (int l = 0; l < count; ++l) {
-      dots[l] += s[source_index<D>(ax, l)] * o[dest_index<D>(ax, l)];
-    }
+    const T* SSB_RESTRICT s = src_row + c * src_plane;
+    const T* SSB_RESTRICT o = other_row + c * other_plane;
+    for (int l = 0; l < count; ++l) d[l] += s[source_x[l]] * o[dest_x[l]];
   }
 }
 

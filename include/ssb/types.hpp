@@ -11,6 +11,12 @@
 #include <string>
 #include <type_traits>
 
+#if defined(__GNUC__) || defined(__clang__) || defined(_MSC_VER)
+#define SSB_RESTRICT __restrict
+#else
+#define SSB_RESTRICT
+#endif
+
 #if defined(__CUDACC__) || defined(__HIPCC__)
 #define SSB_HOST_DEVICE __host__ __device__
 #else

@@ -98,13 +98,34 @@ void launch_gather(const Exec& exec, const Weights<T>& w, const FeatureMap<const
   });
 }
 
-// The pair dots of NCHW maps (planar.hpp), one call per (image, y segment).
+// The pair dots of NCHW maps (planar.hpp): per (image, channel block) into partial sums added
+// block by block in order when the channel tiles fit, else per (image, y segment) over planes.
 template <class Exec, class T>
 void launch_plane_pair_dots(const Exec& exec, const Weights<T>& w, const FeatureMap<const T>& src,
                             const FeatureMap<const T>& other, Direction direction, T* dots) {
   const int cap_y = w.y.capacity(), cap_x = w.x.capacity();
+  const std::int64_t per_image = std::int64_t(cap_y) * cap_x;
   with_direction(direction, [&](auto dir) {
     constexpr Direction D = decltype(dir)::value;
+    if (channel_tile_fits(w)) {
+      const int blocks = (src.channels + channel_block - 1) / channel_block;
+      const std::size_t scratch = plane_scratch_size<D>(w);
+      std::vector<T> partial(std::size_t(w.batch) * std::size_t(blocks) * std::size_t(per_image));
+      launcher<Exec>::for_each(exec, std::int64_t(w.batch) * blocks, [&](std::int64_t t) {
+        channel_tile_pair_dots<D>(w, src, other, int(t / blocks), int(t % blocks) * channel_block,
+                                  partial.data() + t * per_image, thread_scratch<T>(scratch));
+      });
+      launcher<Exec>::for_each(exec, w.batch, [&](std::int64_t n) {
+        T* out = dots + n * per_image;
+        const T* first = partial.data() + n * blocks * per_image;
+        for (std::int64_t e = 0; e < per_image; ++e) out[e] = first[e];
+        for (int b = 1; b < blocks; ++b) {
+          const T* block = first + b * per_image;
+          for (std::int64_t e = 0; e < per_image; ++e) out[e] += block[e];
+        }
+      });
+      return;
+    }
     launcher<Exec>::for_each(exec, std::int64_t(w.batch) * cap_y, [&](std::int64_t t) {
       const int n = int(t / cap_y), k = int(t % cap_y);
       if (k < w.y.image(n).count()) {
