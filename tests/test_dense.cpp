@@ -36,8 +36,11 @@ TEST_CASE_TEMPLATE("weights and both samplers agree with the dense form", Exec, 
 TEST_CASE_TEMPLATE("spiky maps and zooming in (Hr > H) agree with the dense form", Exec,
                    SSB_TEST_BACKENDS) {
   std::mt19937 rng(7);
-  for (const auto& s :
-       std::vector<test::Shape>{{3, 12, 9, 4, 5, 4}, {2, 4, 6, 3, 11, 13}, {1, 30, 30, 2, 7, 7}}) {
+  for (const auto& s : std::vector<test::Shape>{{3, 12, 9, 4, 5, 4},
+                                                {2, 4, 6, 3, 11, 13},
+                                                {1, 30, 30, 2, 7, 7},
+                                                {1, 40, 36, 3, 17, 9},
+                                                {1, 12, 70, 2, 40, 9}}) {
     CAPTURE(test::describe(s.n, s.h, s.w, s.c, s.hr, s.wr, Layout::nhwc));
     const auto saliency = test::spiky_saliency<double>(rng, s.n, s.h, s.w);
     const auto w = test::weights_for(Exec{}, saliency, s.hr, s.wr);
