@@ -107,6 +107,42 @@ SSB_HOST_DEVICE inline void gather_pixel_strided(const AxisImage<T>& ay, const A
   }
 }
 
+// out[e] = sum_{k = k0 .. k1-1} weight[k] * base[index(k) * stride + e] for e < length, summed
+// from the first term (0 for an empty range): the y sums of whole rows, and the x sums of the
+// plane body of planar.hpp. `index` is source_index<D> of the axis.
+template <Direction D, class T>
+SSB_HOST_DEVICE inline void sum_rows(const AxisImage<T>& a, int k0, int k1, const T* base,
+                                     std::int64_t stride, std::int64_t length, T* out) {
+  if (k0 == k1) {
+    for (std::int64_t e = 0; e < length; ++e) out[e] = T(0);
+    return;
+  }
+  const T* first = base + std::int64_t(source_index<D>(a, k0)) * stride;
+  const T w0 = a.weight[k0];
+  for (std::int64_t e = 0; e < length; ++e) out[e] = w0 * first[e];
+  for (int k = k0 + 1; k < k1; ++k) {
+    const T w = a.weight[k];
+    const T* in = base + std::int64_t(source_index<D>(a, k)) * stride;
+    for (std::int64_t e = 0; e < length; ++e) out[e] += w * in[e];
+  }
+}
+
+// One block of x_sums: Count channels known at compile time, or `count` when Count is 0.
+template <Direction D, int Count, class T>
+SSB_HOST_DEVICE inline void x_sums_block(const AxisImage<T>& ax, int kx0, int kx1, const T* row,
+                                         int channels, int count, T scale, T* out) {
+  const int cn = Count > 0 ? Count : count;
+  T acc[channel_block];
+  const T* first = row + std::int64_t(source_index<D>(ax, kx0)) * channels;
+  for (int c = 0; c < cn; ++c) acc[c] = ax.weight[kx0] * first[c];
+  for (int l = kx0 + 1; l < kx1; ++l) {
+    const T wx = ax.weight[l];
+    const T* in = row + std::int64_t(source_index<D>(ax, l)) * channels;
+    for (int c = 0; c < cn; ++c) acc[c] += wx * in[c];
+  }
+  for (int c = 0; c < cn; ++c) out[c] = scale * acc[c];
+}
+
 // out[c] = scale * sum_{l = kx0 .. kx1-1} wx_l * row[source_x(l) * C + c] for c < C, summed from
 // the first term, in blocks of channel_block held in registers.
 template <Direction D, class T>
@@ -118,27 +154,11 @@ SSB_HOST_DEVICE inline void x_sums(const AxisImage<T>& ax, int kx0, int kx1, con
   }
   int c0 = 0;
   for (; c0 + channel_block <= channels; c0 += channel_block) {
-    T acc[channel_block];
-    const T* first = row + std::int64_t(source_index<D>(ax, kx0)) * channels + c0;
-    for (int c = 0; c < channel_block; ++c) acc[c] = ax.weight[kx0] * first[c];
-    for (int l = kx0 + 1; l < kx1; ++l) {
-      const T wx = ax.weight[l];
-      const T* in = row + std::int64_t(source_index<D>(ax, l)) * channels + c0;
-      for (int c = 0; c < channel_block; ++c) acc[c] += wx * in[c];
-    }
-    for (int c = 0; c < channel_block; ++c) out[c0 + c] = scale * acc[c];
+    x_sums_block<D, channel_block>(ax, kx0, kx1, row + c0, channels, channel_block, scale,
+                                   out + c0);
   }
   if (c0 < channels) {
-    const int cn = channels - c0;
-    T acc[channel_block];
-    const T* first = row + std::int64_t(source_index<D>(ax, kx0)) * channels + c0;
-    for (int c = 0; c < cn; ++c) acc[c] = ax.weight[kx0] * first[c];
-    for (int l = kx0 + 1; l < kx1; ++l) {
-      const T wx = ax.weight[l];
-      const T* in = row + std::int64_t(source_index<D>(ax, l)) * channels + c0;
-      for (int c = 0; c < cn; ++c) acc[c] += wx * in[c];
-    }
-    for (int c = 0; c < cn; ++c) out[c0 + c] = scale * acc[c];
+    x_sums_block<D, 0>(ax, kx0, kx1, row + c0, channels, channels - c0, scale, out + c0);
   }
 }
 
@@ -160,16 +180,7 @@ SSB_HOST_DEVICE inline void gather_row_nhwc(const AxisImage<T>& ay, const AxisIm
     for (std::int64_t e = 0; e < std::int64_t(dst_w) * channels; ++e) out[e] = T(0);
     return;
   }
-  {
-    const T wy = ay.weight[ky0];
-    const T* in = src.data + src.pixel_offset(n, source_index<D>(ay, ky0), 0);
-    for (std::int64_t e = 0; e < row_size; ++e) row[e] = wy * in[e];
-  }
-  for (int k = ky0 + 1; k < ky1; ++k) {
-    const T wy = ay.weight[k];
-    const T* in = src.data + src.pixel_offset(n, source_index<D>(ay, k), 0);
-    for (std::int64_t e = 0; e < row_size; ++e) row[e] += wy * in[e];
-  }
+  sum_rows<D>(ay, ky0, ky1, src.data + src.pixel_offset(n, 0, 0), row_size, row_size, row);
   for (int b = 0; b < dst_w; ++b) {
     x_sums<D>(ax, range_begin<D>(ax, b), range_begin<D>(ax, b + 1), row, channels, scale,
               out + std::int64_t(b) * channels);

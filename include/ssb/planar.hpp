@@ -138,19 +138,8 @@ SSB_HOST_DEVICE inline void gather_plane(const Weights<T>& weights, const Featur
   T* rt = r + std::int64_t(dst_h) * src_w;   // [src_w][dst_h]
   T* ot = rt + std::int64_t(dst_h) * src_w;  // [dst_w][dst_h]
   for (int a = 0; a < dst_h; ++a) {
-    T* row = r + std::int64_t(a) * src_w;
-    const int k0 = range_begin<D>(ay, a), k1 = range_begin<D>(ay, a + 1);
-    if (k0 == k1) {
-      for (int w = 0; w < src_w; ++w) row[w] = T(0);
-      continue;
-    }
-    const T* first = plane + std::int64_t(source_index<D>(ay, k0)) * src_w;
-    for (int w = 0; w < src_w; ++w) row[w] = ay.weight[k0] * first[w];
-    for (int k = k0 + 1; k < k1; ++k) {
-      const T wy = ay.weight[k];
-      const T* in = plane + std::int64_t(source_index<D>(ay, k)) * src_w;
-      for (int w = 0; w < src_w; ++w) row[w] += wy * in[w];
-    }
+    sum_rows<D>(ay, range_begin<D>(ay, a), range_begin<D>(ay, a + 1), plane, src_w, src_w,
+                r + std::int64_t(a) * src_w);
   }
   for (int a = 0; a < dst_h; ++a) {
     for (int w = 0; w < src_w; ++w) {
@@ -158,19 +147,8 @@ SSB_HOST_DEVICE inline void gather_plane(const Weights<T>& weights, const Featur
     }
   }
   for (int b = 0; b < dst_w; ++b) {
-    T* col = ot + std::int64_t(b) * dst_h;
-    const int l0 = range_begin<D>(ax, b), l1 = range_begin<D>(ax, b + 1);
-    if (l0 == l1) {
-      for (int a = 0; a < dst_h; ++a) col[a] = T(0);
-      continue;
-    }
-    const T* first = rt + std::int64_t(source_index<D>(ax, l0)) * dst_h;
-    for (int a = 0; a < dst_h; ++a) col[a] = ax.weight[l0] * first[a];
-    for (int l = l0 + 1; l < l1; ++l) {
-      const T wx = ax.weight[l];
-      const T* in = rt + std::int64_t(source_index<D>(ax, l)) * dst_h;
-      for (int a = 0; a < dst_h; ++a) col[a] += wx * in[a];
-    }
+    sum_rows<D>(ax, range_begin<D>(ax, b), range_begin<D>(ax, b + 1), rt, dst_h, dst_h,
+                ot + std::int64_t(b) * dst_h);
   }
   for (int a = 0; a < dst_h; ++a) {
     for (int b = 0; b < dst_w; ++b) {
