@@ -8,9 +8,9 @@
 //     dGx[l] += scale * sum_{k = 0..Ky-1} wy_k * D(k, l)
 // sample_backward:          A = dXr, B = X,  scale = Hr*Wr
 // sample_inverse_backward:  A = Y,   B = dZ, scale = H*W
-// (G is zero off the segments and so is its gradient there.) The gathers of kernels.hpp produce
-// D(k, l) while computing d_x or d_y (PairDots); segment_grad finishes the job, one call per
-// segment, so segments can run in any order or in parallel without atomics.
+// (G is zero off the segments and so is its gradient there.) The pair dots of kernels.hpp and
+// planar.hpp produce D(k, l); segment_grad finishes the job, one call per segment, so segments
+// can run in any order or in parallel without atomics.
 #pragma once
 
 #include <cstdint>

@@ -1,11 +1,11 @@
-// ssbnet: the gather bodies of sampling and inverse sampling (MATH.md eqs. 8 and 9), with the
-// pair dot products of the weight gradients fused in.
+// ssbnet: the gather bodies of sampling and inverse sampling (MATH.md eqs. 8 and 9) and the
+// pair dot products of the weight gradients.
 //
 // One body serves four products, because the segments can be walked from either side:
-//   sample          Xr[i,q,:] = Hr*Wr * sum_{l in out(q)} wx_l sum_{k in out(i)} wy_k X[j_k, j_l,
-//   :] sample_inverse  Z[h,w,:]  = H*W   * sum_{l in in(w)}  wx_l sum_{k in in(h)}  wy_k Y[i_k,
-//   i_l, :] d_x of sample   = the inverse gather of dXr with scale Hr*Wr d_y of inverse  = the
-//   forward gather of dZ with scale H*W
+//   sample          Xr[i,q,:] = Hr*Wr * sum_{l in out(q)} wx_l sum_{k in out(i)} wy_k X[j_k,j_l,:]
+//   sample_inverse  Z[h,w,:]  = H*W * sum_{l in in(w)} wx_l sum_{k in in(h)} wy_k Y[i_k,i_l,:]
+//   d_x of sample   = the inverse gather of dXr with scale Hr*Wr
+//   d_y of inverse  = the forward gather of dZ with scale H*W
 // The order of summation is fixed and the same in every layout and body: for each x segment l,
 // the y sum
 //     inner = wy_k0 * src[.., .., c] + wy_k1 * src[..] + ...     (k ascending, from the first term)
@@ -13,11 +13,10 @@
 // dst = scale * acc; an empty range gives 0. So NHWC, NCHW and mixed layouts give the same bits,
 // and a backend only decides which rows run where.
 //
-// Pair dots (backward.hpp): every pair (k, l) of a y and an x segment is visited by exactly one
-// destination pixel (a, b), reading src at the pair's source pixel. With `other` a map on the
-// destination grid, the gather can also produce
+// Pair dots (backward.hpp): every pair (k, l) of a y and an x segment belongs to exactly one
+// destination pixel (a, b) and one source pixel. With `other` a map on the destination grid,
 //     dots[k * stride + l] = sum_c src[source pixel of (k, l), c] * other[a, b, c]
-// which is D(k, l) of backward.hpp for both backward verbs, at no extra read of src.
+// is D(k, l) of backward.hpp for both backward verbs.
 #pragma once
 
 #include <cstdint>
@@ -48,11 +47,11 @@ SSB_HOST_DEVICE inline int dest_index(const AxisImage<T>& a, int k) {
   return D == Direction::forward ? a.out_index[k] : a.in_index[k];
 }
 
-// What a gather writes besides (or instead of) its destination: the pair dots of one image.
+// Where the pair dots of one image go (file comment).
 template <class T>
 struct PairDots {
   FeatureMap<const T> other;  // on the destination grid
-  T* dots = nullptr;          // dots of the image: [capacity_y][stride]; null: no dots
+  T* dots = nullptr;          // dots of the image: [capacity_y][stride]
   int stride = 0;             // capacity_x
 };
 
@@ -212,22 +211,18 @@ SSB_HOST_DEVICE inline void row_pair_dots(const AxisImage<T>& ay, const AxisImag
 }
 
 // Destination row (n, a) of maps that are not all NCHW (those have planar.hpp): the separable
-// NHWC body when src and dst are NHWC, the per-channel one otherwise; `dst.data` null skips the
-// destination. With pair.dots, also the pair dots. `row`: src.width * src.channels elements.
+// NHWC body when src and dst are NHWC, the per-channel one otherwise. `row`: src.width *
+// src.channels elements.
 template <Direction D, class T>
 SSB_HOST_DEVICE inline void gather_row(const Weights<T>& weights, const FeatureMap<const T>& src,
-                                       const FeatureMap<T>& dst, const PairDots<T>& pair, int n,
-                                       int a, T scale, T* row) {
+                                       const FeatureMap<T>& dst, int n, int a, T scale, T* row) {
   const AxisImage<T> ay = weights.y.image(n), ax = weights.x.image(n);
-  if (dst.data != nullptr) {
-    if (src.layout == Layout::nhwc && dst.layout == Layout::nhwc) {
-      gather_row_nhwc<D>(ay, ax, src, dst, n, a, scale, row);
-    } else {
-      const int dst_w = D == Direction::forward ? ax.out_size : ax.in_size;
-      for (int b = 0; b < dst_w; ++b) gather_pixel_strided<D>(ay, ax, src, dst, n, a, b, scale);
-    }
+  if (src.layout == Layout::nhwc && dst.layout == Layout::nhwc) {
+    gather_row_nhwc<D>(ay, ax, src, dst, n, a, scale, row);
+  } else {
+    const int dst_w = D == Direction::forward ? ax.out_size : ax.in_size;
+    for (int b = 0; b < dst_w; ++b) gather_pixel_strided<D>(ay, ax, src, dst, n, a, b, scale);
   }
-  if (pair.dots != nullptr) row_pair_dots<D>(ay, ax, src, pair, n, a);
 }
 
 }  // namespace detail

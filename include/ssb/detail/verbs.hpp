@@ -41,7 +41,8 @@ constexpr void require_scalar() {
   static_assert(std::is_floating_point<T>::value, "ssbnet supports float and double");
 }
 
-// Scratch of the planar (NCHW) gather body: one buffer per host thread, reused across calls.
+// Scratch of the gather bodies (a source row, a channel tile): one buffer per host thread,
+// reused across calls.
 template <class T>
 T* thread_scratch(std::size_t count) {
   thread_local std::vector<T> scratch;
@@ -59,17 +60,15 @@ void with_direction(Direction direction, F&& f) {
   }
 }
 
-// Every destination element of a gather (kernels.hpp, planar.hpp): one call per NCHW plane when
-// src and dst are both NCHW and no dots are wanted, else one call per (image, destination row).
-// With `dots` (batch * capacity_y * capacity_x elements), also the pair dots against `other`;
-// `dst` may then be an empty view.
+// Every destination element of a gather (kernels.hpp, planar.hpp). All-NCHW maps: one call per
+// (image, block of channel_block planes) through channels-last tiles when they fit, else one per
+// plane. Otherwise one call per (image, destination row).
 template <class Exec, class T>
 void launch_gather(const Exec& exec, const Weights<T>& w, const FeatureMap<const T>& src,
-                   const FeatureMap<T>& dst, Direction direction, T scale,
-                   const FeatureMap<const T>& other = {}, T* dots = nullptr) {
+                   const FeatureMap<T>& dst, Direction direction, T scale) {
   with_direction(direction, [&](auto dir) {
     constexpr Direction D = decltype(dir)::value;
-    if (dots == nullptr && src.layout == Layout::nchw && dst.layout == Layout::nchw) {
+    if (src.layout == Layout::nchw && dst.layout == Layout::nchw) {
       const std::size_t scratch = plane_scratch_size<D>(w);
       const int channels = src.channels;
       if (channel_tile_fits(w)) {
@@ -87,26 +86,32 @@ void launch_gather(const Exec& exec, const Weights<T>& w, const FeatureMap<const
       return;
     }
     const int height = D == Direction::forward ? w.out_height() : w.in_height();
-    const std::int64_t per_image = std::int64_t(w.y.capacity()) * w.x.capacity();
     const std::size_t row = std::size_t(src.width) * std::size_t(src.channels);
     launcher<Exec>::for_each(exec, std::int64_t(w.batch) * height, [&](std::int64_t r) {
-      const int n = int(r / height), a = int(r % height);
-      const PairDots<T> pair{other, dots == nullptr ? nullptr : dots + n * per_image,
-                             w.x.capacity()};
-      gather_row<D>(w, src, dst, pair, n, a, scale, thread_scratch<T>(row));
+      gather_row<D>(w, src, dst, int(r / height), int(r % height), scale, thread_scratch<T>(row));
     });
   });
 }
 
-// The pair dots of NCHW maps (planar.hpp): per (image, channel block) into partial sums added
-// block by block in order when the channel tiles fit, else per (image, y segment) over planes.
+// The pair dots of every image into `dots` ([batch][capacity_y][capacity_x]). All-NCHW maps: per
+// (image, channel block) into partial sums added block by block in order when the channel tiles
+// fit, else per (image, y segment) over the planes. Otherwise per (image, destination row).
 template <class Exec, class T>
-void launch_plane_pair_dots(const Exec& exec, const Weights<T>& w, const FeatureMap<const T>& src,
-                            const FeatureMap<const T>& other, Direction direction, T* dots) {
+void launch_pair_dots(const Exec& exec, const Weights<T>& w, const FeatureMap<const T>& src,
+                      const FeatureMap<const T>& other, Direction direction, T* dots) {
   const int cap_y = w.y.capacity(), cap_x = w.x.capacity();
   const std::int64_t per_image = std::int64_t(cap_y) * cap_x;
   with_direction(direction, [&](auto dir) {
     constexpr Direction D = decltype(dir)::value;
+    if (src.layout != Layout::nchw || other.layout != Layout::nchw) {
+      const int height = D == Direction::forward ? w.out_height() : w.in_height();
+      launcher<Exec>::for_each(exec, std::int64_t(w.batch) * height, [&](std::int64_t r) {
+        const int n = int(r / height);
+        const PairDots<T> pair{other, dots + n * per_image, cap_x};
+        row_pair_dots<D>(w.y.image(n), w.x.image(n), src, pair, n, int(r % height));
+      });
+      return;
+    }
     if (channel_tile_fits(w)) {
       const int blocks = (src.channels + channel_block - 1) / channel_block;
       const std::size_t scratch = plane_scratch_size<D>(w);
@@ -169,11 +174,7 @@ void launch_backward(const Exec& exec, const Weights<T>& w, const FeatureMap<con
   if (d_weights == nullptr) return;
   std::vector<T> dots(std::size_t(w.batch) * std::size_t(w.y.capacity()) *
                       std::size_t(w.x.capacity()));
-  if (upstream.layout == Layout::nchw && other.layout == Layout::nchw) {
-    launch_plane_pair_dots(exec, w, upstream, other, direction, dots.data());
-  } else {
-    launch_gather(exec, w, upstream, FeatureMap<T>{}, direction, scale, other, dots.data());
-  }
+  launch_pair_dots(exec, w, upstream, other, direction, dots.data());
   launch_segment_grads(exec, w, dots.data(), *d_weights, scale);
 }
 
@@ -187,7 +188,7 @@ struct Named {
 // Both backward verbs: `primal` (x or y) lives on the input grid (sample_backward) or on the
 // sampled grid (sample_inverse_backward), `upstream` (d_xr or d_z) on the other one, `d_primal`
 // on the primal's grid. Checks everything, then gathers upstream onto the primal's grid with
-// scale = the upstream grid's area, fused with the pair dots against primal when d_weights is
+// scale = the upstream grid's area, and forms the pair dots against primal when d_weights is
 // wanted.
 template <class Exec, class T>
 void sampler_backward(const Exec& exec, const char* verb, const Weights<T>& w, bool primal_on_input,
