@@ -55,8 +55,15 @@ struct PairDots {
   int stride = 0;             // capacity_x
 };
 
-// Channels summed at once in registers by x_sums.
+// Planes per channels-last tile of planar.hpp.
 constexpr int channel_block = 32;
+
+// Channels of one destination pixel summed at once in registers by gather_pixel_block: 128 bytes,
+// two AVX-512 or four AVX registers per partial sum (more spills them to the stack).
+template <class T>
+SSB_HOST_DEVICE constexpr int pixel_block() {
+  return int(128 / sizeof(T));
+}
 
 // Lanes of the partial sums of pair_dot.
 constexpr int dot_lanes = 16;
@@ -126,63 +133,149 @@ SSB_HOST_DEVICE inline void sum_rows(const AxisImage<T>& a, int k0, int k1, cons
   }
 }
 
-// One block of x_sums: Count channels known at compile time, or `count` when Count is 0.
+#if defined(__GNUC__) && !defined(__CUDA_ARCH__) && !defined(__HIP_DEVICE_COMPILE__)
+#define SSB_VECTOR_EXTENSIONS 1
+// 64 bytes of T as a GCC/Clang vector; load and store go through memcpy, which compiles to
+// unaligned vector moves. Element-wise IEEE arithmetic, so it gives the bits of the scalar loops;
+// it only keeps the compiler from vectorising the wrong loop (gathers across the segments instead
+// of contiguous channels).
+typedef float vec_float __attribute__((vector_size(64)));
+typedef double vec_double __attribute__((vector_size(64)));
+template <class T>
+struct Vec;
+template <>
+struct Vec<float> {
+  using type = vec_float;
+};
+template <>
+struct Vec<double> {
+  using type = vec_double;
+};
+template <class V, class T>
+inline void vec_load(V& v, const T* p) {
+  __builtin_memcpy(&v, p, sizeof v);
+}
+template <class T, class V>
+inline void vec_store(T* p, const V& v) {
+  __builtin_memcpy(p, &v, sizeof v);
+}
+#endif
+
+#if defined(SSB_VECTOR_EXTENSIONS)
+// inner[v] = sum_{k = ky0 .. ky1-1} wy_k * column[source_y(k) * row_stride + v * lanes ...], from
+// the first term (ky0 < ky1).
+template <Direction D, class T, class V, int N>
+inline void y_sum_block(const AxisImage<T>& ay, int ky0, int ky1, const T* column,
+                        std::int64_t row_stride, V (&inner)[N]) {
+  constexpr int lanes = int(sizeof(V) / sizeof(T));
+  const T* first = column + std::int64_t(source_index<D>(ay, ky0)) * row_stride;
+  const T wy0 = ay.weight[ky0];
+  V x;
+  for (int v = 0; v < N; ++v) {
+    vec_load(x, first + v * lanes);
+    inner[v] = wy0 * x;
+  }
+  for (int k = ky0 + 1; k < ky1; ++k) {
+    const T wy = ay.weight[k];
+    const T* in = column + std::int64_t(source_index<D>(ay, k)) * row_stride;
+    for (int v = 0; v < N; ++v) {
+      vec_load(x, in + v * lanes);
+      inner[v] += wy * x;
+    }
+  }
+}
+#endif
+
+// One destination pixel of channels-last maps, Count channels known at compile time (or `count`
+// when Count is 0) held in registers (GCC/Clang vector extensions where available): for each x
+// segment l the y sum
+//     inner[c] = sum_{k = ky0 .. ky1-1} wy_k * image[source_y(k) * row_stride + source_x(l) * C + c]
+// then acc[c] = sum_l wx_l * inner[c], both from the first term, and out[c] = scale * acc[c].
+// Non-empty ranges only.
 template <Direction D, int Count, class T>
-SSB_HOST_DEVICE inline void x_sums_block(const AxisImage<T>& ax, int kx0, int kx1, const T* row,
-                                         int channels, int count, T scale, T* out) {
+SSB_HOST_DEVICE inline void gather_pixel_block(const AxisImage<T>& ay, const AxisImage<T>& ax,
+                                               int ky0, int ky1, int kx0, int kx1, const T* image,
+                                               std::int64_t row_stride, int channels, int count,
+                                               T scale, T* out) {
+#if defined(SSB_VECTOR_EXTENSIONS)
+  constexpr int lanes = int(64 / sizeof(T));
+  if (Count > 0 && Count % lanes == 0) {
+    typedef typename Vec<T>::type V;
+    constexpr int nv = Count > 0 ? Count / lanes : 1;
+    V acc[nv], inner[nv];
+    y_sum_block<D>(ay, ky0, ky1, image + std::int64_t(source_index<D>(ax, kx0)) * channels,
+                   row_stride, inner);
+    const T wx0 = ax.weight[kx0];
+    for (int v = 0; v < nv; ++v) acc[v] = wx0 * inner[v];
+    for (int l = kx0 + 1; l < kx1; ++l) {
+      y_sum_block<D>(ay, ky0, ky1, image + std::int64_t(source_index<D>(ax, l)) * channels,
+                     row_stride, inner);
+      const T wx = ax.weight[l];
+      for (int v = 0; v < nv; ++v) acc[v] += wx * inner[v];
+    }
+    for (int v = 0; v < nv; ++v) {
+      acc[v] *= scale;
+      vec_store(out + v * lanes, acc[v]);
+    }
+    return;
+  }
+#endif
   const int cn = Count > 0 ? Count : count;
-  T acc[channel_block];
-  const T* first = row + std::int64_t(source_index<D>(ax, kx0)) * channels;
-  for (int c = 0; c < cn; ++c) acc[c] = ax.weight[kx0] * first[c];
+  T acc[pixel_block<T>()], inner[pixel_block<T>()];
+  // inner = the y sum of source column source_x(l).
+  auto y_sum = [&](int l) {
+    const T* column = image + std::int64_t(source_index<D>(ax, l)) * channels;
+    const T* first = column + std::int64_t(source_index<D>(ay, ky0)) * row_stride;
+    const T wy0 = ay.weight[ky0];
+    for (int c = 0; c < cn; ++c) inner[c] = wy0 * first[c];
+    for (int k = ky0 + 1; k < ky1; ++k) {
+      const T wy = ay.weight[k];
+      const T* in = column + std::int64_t(source_index<D>(ay, k)) * row_stride;
+      for (int c = 0; c < cn; ++c) inner[c] += wy * in[c];
+    }
+  };
+  y_sum(kx0);
+  const T wx0 = ax.weight[kx0];
+  for (int c = 0; c < cn; ++c) acc[c] = wx0 * inner[c];
   for (int l = kx0 + 1; l < kx1; ++l) {
+    y_sum(l);
     const T wx = ax.weight[l];
-    const T* in = row + std::int64_t(source_index<D>(ax, l)) * channels;
-    for (int c = 0; c < cn; ++c) acc[c] += wx * in[c];
+    for (int c = 0; c < cn; ++c) acc[c] += wx * inner[c];
   }
   for (int c = 0; c < cn; ++c) out[c] = scale * acc[c];
 }
 
-// out[c] = scale * sum_{l = kx0 .. kx1-1} wx_l * row[source_x(l) * C + c] for c < C, summed from
-// the first term, in blocks of channel_block held in registers.
-template <Direction D, class T>
-SSB_HOST_DEVICE inline void x_sums(const AxisImage<T>& ax, int kx0, int kx1, const T* row,
-                                   int channels, T scale, T* out) {
-  if (kx0 == kx1) {
-    for (int c = 0; c < channels; ++c) out[c] = T(0);
-    return;
-  }
-  int c0 = 0;
-  for (; c0 + channel_block <= channels; c0 += channel_block) {
-    x_sums_block<D, channel_block>(ax, kx0, kx1, row + c0, channels, channel_block, scale,
-                                   out + c0);
-  }
-  if (c0 < channels) {
-    x_sums_block<D, 0>(ax, kx0, kx1, row + c0, channels, channels - c0, scale, out + c0);
-  }
-}
-
-// Destination row (n, a) of channels-last maps (src and dst NHWC), separably: first the y sums of
-// whole source rows, row[w][c] = sum_{k in range_y(a)} wy_k src[n, source_y(k), w, c] (one long
-// contiguous loop per segment), then the x sums per destination pixel. `row` holds
-// src.width * src.channels elements.
+// Destination row (n, a) of channels-last maps (src and dst NHWC): every destination pixel by
+// gather_pixel_block, pixel_block channels at a time. A source pixel shared by neighbouring
+// destination pixels is re-read from cache; nothing is staged in scratch. (Measured against a
+// separable body, y sums of whole rows into scratch then x sums, and against walking one channel
+// block along the whole row: this order was faster on every bench shape, most for
+// sample_inverse.)
 template <Direction D, class T>
 SSB_HOST_DEVICE inline void gather_row_nhwc(const AxisImage<T>& ay, const AxisImage<T>& ax,
                                             const FeatureMap<const T>& src,
-                                            const FeatureMap<T>& dst, int n, int a, T scale,
-                                            T* row) {
+                                            const FeatureMap<T>& dst, int n, int a, T scale) {
   const int ky0 = range_begin<D>(ay, a), ky1 = range_begin<D>(ay, a + 1);
   const int channels = src.channels;
-  const std::int64_t row_size = std::int64_t(src.width) * channels;
+  const std::int64_t row_stride = std::int64_t(src.width) * channels;
   const int dst_w = D == Direction::forward ? ax.out_size : ax.in_size;
+  const T* image = src.data + src.pixel_offset(n, 0, 0);
   T* out = dst.data + dst.pixel_offset(n, a, 0);
-  if (ky0 == ky1) {
-    for (std::int64_t e = 0; e < std::int64_t(dst_w) * channels; ++e) out[e] = T(0);
-    return;
-  }
-  sum_rows<D>(ay, ky0, ky1, src.data + src.pixel_offset(n, 0, 0), row_size, row_size, row);
-  for (int b = 0; b < dst_w; ++b) {
-    x_sums<D>(ax, range_begin<D>(ax, b), range_begin<D>(ax, b + 1), row, channels, scale,
-              out + std::int64_t(b) * channels);
+  for (int b = 0; b < dst_w; ++b, out += channels) {
+    const int kx0 = range_begin<D>(ax, b), kx1 = range_begin<D>(ax, b + 1);
+    if (ky0 == ky1 || kx0 == kx1) {
+      for (int c = 0; c < channels; ++c) out[c] = T(0);
+      continue;
+    }
+    int c0 = 0;
+    for (; c0 + pixel_block<T>() <= channels; c0 += pixel_block<T>()) {
+      gather_pixel_block<D, pixel_block<T>()>(ay, ax, ky0, ky1, kx0, kx1, image + c0, row_stride,
+                                              channels, pixel_block<T>(), scale, out + c0);
+    }
+    if (c0 < channels) {
+      gather_pixel_block<D, 0>(ay, ax, ky0, ky1, kx0, kx1, image + c0, row_stride, channels,
+                               channels - c0, scale, out + c0);
+    }
   }
 }
 
@@ -211,14 +304,13 @@ SSB_HOST_DEVICE inline void row_pair_dots(const AxisImage<T>& ay, const AxisImag
 }
 
 // Destination row (n, a) of maps that are not all NCHW (those have planar.hpp): the separable
-// NHWC body when src and dst are NHWC, the per-channel one otherwise. `row`: src.width *
-// src.channels elements.
+// NHWC body when src and dst are NHWC, the per-channel one otherwise.
 template <Direction D, class T>
 SSB_HOST_DEVICE inline void gather_row(const Weights<T>& weights, const FeatureMap<const T>& src,
-                                       const FeatureMap<T>& dst, int n, int a, T scale, T* row) {
+                                       const FeatureMap<T>& dst, int n, int a, T scale) {
   const AxisImage<T> ay = weights.y.image(n), ax = weights.x.image(n);
   if (src.layout == Layout::nhwc && dst.layout == Layout::nhwc) {
-    gather_row_nhwc<D>(ay, ax, src, dst, n, a, scale, row);
+    gather_row_nhwc<D>(ay, ax, src, dst, n, a, scale);
   } else {
     const int dst_w = D == Direction::forward ? ax.out_size : ax.in_size;
     for (int b = 0; b < dst_w; ++b) gather_pixel_strided<D>(ay, ax, src, dst, n, a, b, scale);

@@ -114,13 +114,12 @@ SSB_HOST_DEVICE inline void gather_channel_tile(const Weights<T>& weights,
   const std::int64_t dst_pixels = std::int64_t(dst.height) * dst.width;
   T* tile_in = scratch;
   T* tile_out = tile_in + src_pixels * cb;
-  T* row = tile_out + dst_pixels * cb;
   const T* planes = src.data + (std::int64_t(n) * src.channels + c0) * src_pixels;
   transpose(planes, src_pixels, cb, src_pixels, tile_in, cb);
   const FeatureMap<const T> in(tile_in, 1, src.height, src.width, cb, Layout::nhwc);
   const FeatureMap<T> out(tile_out, 1, dst.height, dst.width, cb, Layout::nhwc);
   const AxisImage<T> ay = weights.y.image(n), ax = weights.x.image(n);
-  for (int a = 0; a < dst.height; ++a) gather_row_nhwc<D>(ay, ax, in, out, 0, a, scale, row);
+  for (int a = 0; a < dst.height; ++a) gather_row_nhwc<D>(ay, ax, in, out, 0, a, scale);
   T* planes_out = dst.data + (std::int64_t(n) * dst.channels + c0) * dst_pixels;
   transpose(tile_out, cb, int(dst_pixels), cb, planes_out, dst_pixels);
 }

@@ -86,9 +86,8 @@ void launch_gather(const Exec& exec, const Weights<T>& w, const FeatureMap<const
       return;
     }
     const int height = D == Direction::forward ? w.out_height() : w.in_height();
-    const std::size_t row = std::size_t(src.width) * std::size_t(src.channels);
     launcher<Exec>::for_each(exec, std::int64_t(w.batch) * height, [&](std::int64_t r) {
-      gather_row<D>(w, src, dst, int(r / height), int(r % height), scale, thread_scratch<T>(row));
+      gather_row<D>(w, src, dst, int(r / height), int(r % height), scale);
     });
   });
 }
