@@ -65,23 +65,84 @@ SSB_HOST_DEVICE constexpr int pixel_block() {
   return int(128 / sizeof(T));
 }
 
-// Lanes of the partial sums of pair_dot.
-constexpr int dot_lanes = 16;
+#if defined(__GNUC__) && !defined(__CUDA_ARCH__) && !defined(__HIP_DEVICE_COMPILE__)
+#define SSB_VECTOR_EXTENSIONS 1
+// 64 bytes of T as a GCC/Clang vector; load and store go through memcpy, which compiles to
+// unaligned vector moves. Element-wise IEEE arithmetic, so it gives the bits of the scalar loops;
+// it only keeps the compiler from vectorising the wrong loop (gathers across the segments instead
+// of contiguous channels).
+typedef float vec_float __attribute__((vector_size(64)));
+typedef double vec_double __attribute__((vector_size(64)));
+template <class T>
+struct Vec;
+template <>
+struct Vec<float> {
+  using type = vec_float;
+};
+template <>
+struct Vec<double> {
+  using type = vec_double;
+};
+template <class V, class T>
+inline void vec_load(V& v, const T* p) {
+  __builtin_memcpy(&v, p, sizeof v);
+}
+template <class T, class V>
+inline void vec_store(T* p, const V& v) {
+  __builtin_memcpy(p, &v, sizeof v);
+}
+#endif
+
+// Lanes of the partial sums of pair_dot: 256 bytes, four AVX-512 registers, so that four
+// independent chains of fused multiply-adds keep the FMA units busy.
+template <class T>
+SSB_HOST_DEVICE constexpr int dot_lanes() {
+  return int(256 / sizeof(T));
+}
 
 // sum_{c < count} a[c * sa] * b[c * sb]: lane u sums the channels c = u (mod dot_lanes) in
 // ascending order, then the lanes are added as a halving tree. A fixed reassociation, so it
-// vectorises without -ffast-math and gives the same bits everywhere.
+// vectorises without -ffast-math and gives the same bits everywhere, contiguous or strided.
 template <class T>
 SSB_HOST_DEVICE inline T pair_dot(const T* a, std::int64_t sa, const T* b, std::int64_t sb,
                                   int count) {
-  T lane[dot_lanes];
-  for (int u = 0; u < dot_lanes; ++u) lane[u] = T(0);
+  constexpr int lanes = dot_lanes<T>();
+  T lane[lanes];
   int c = 0;
-  for (; c + dot_lanes <= count; c += dot_lanes) {
-    for (int u = 0; u < dot_lanes; ++u) lane[u] += a[(c + u) * sa] * b[(c + u) * sb];
+#if defined(SSB_VECTOR_EXTENSIONS)
+  if (sa == 1 && sb == 1) {
+    // The same lanes as the loop below, as four named vectors the compiler keeps in registers.
+    typedef typename Vec<T>::type V;
+    constexpr int per = int(64 / sizeof(T));
+    V acc0 = {}, acc1 = {}, acc2 = {}, acc3 = {}, x, y;
+    for (; c + lanes <= count; c += lanes) {
+      vec_load(x, a + c);
+      vec_load(y, b + c);
+      acc0 += x * y;
+      vec_load(x, a + c + per);
+      vec_load(y, b + c + per);
+      acc1 += x * y;
+      vec_load(x, a + c + 2 * per);
+      vec_load(y, b + c + 2 * per);
+      acc2 += x * y;
+      vec_load(x, a + c + 3 * per);
+      vec_load(y, b + c + 3 * per);
+      acc3 += x * y;
+    }
+    vec_store(lane, acc0);
+    vec_store(lane + per, acc1);
+    vec_store(lane + 2 * per, acc2);
+    vec_store(lane + 3 * per, acc3);
+  } else
+#endif
+  {
+    for (int u = 0; u < lanes; ++u) lane[u] = T(0);
+    for (; c + lanes <= count; c += lanes) {
+      for (int u = 0; u < lanes; ++u) lane[u] += a[(c + u) * sa] * b[(c + u) * sb];
+    }
   }
   for (int u = 0; c < count; ++c, ++u) lane[u] += a[c * sa] * b[c * sb];
-  for (int width = dot_lanes / 2; width > 0; width /= 2) {
+  for (int width = lanes / 2; width > 0; width /= 2) {
     for (int u = 0; u < width; ++u) lane[u] += lane[u + width];
   }
   return lane[0];
@@ -133,33 +194,6 @@ SSB_HOST_DEVICE inline void sum_rows(const AxisImage<T>& a, int k0, int k1, cons
   }
 }
 
-#if defined(__GNUC__) && !defined(__CUDA_ARCH__) && !defined(__HIP_DEVICE_COMPILE__)
-#define SSB_VECTOR_EXTENSIONS 1
-// 64 bytes of T as a GCC/Clang vector; load and store go through memcpy, which compiles to
-// unaligned vector moves. Element-wise IEEE arithmetic, so it gives the bits of the scalar loops;
-// it only keeps the compiler from vectorising the wrong loop (gathers across the segments instead
-// of contiguous channels).
-typedef float vec_float __attribute__((vector_size(64)));
-typedef double vec_double __attribute__((vector_size(64)));
-template <class T>
-struct Vec;
-template <>
-struct Vec<float> {
-  using type = vec_float;
-};
-template <>
-struct Vec<double> {
-  using type = vec_double;
-};
-template <class V, class T>
-inline void vec_load(V& v, const T* p) {
-  __builtin_memcpy(&v, p, sizeof v);
-}
-template <class T, class V>
-inline void vec_store(T* p, const V& v) {
-  __builtin_memcpy(p, &v, sizeof v);
-}
-#endif
 
 #if defined(SSB_VECTOR_EXTENSIONS)
 // inner[v] = sum_{k = ky0 .. ky1-1} wy_k * column[source_y(k) * row_stride + v * lanes ...], from

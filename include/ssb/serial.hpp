@@ -14,7 +14,7 @@ template <>
 struct launcher<serial> {
   static constexpr bool available = true;
   template <class F>
-  static void for_each(const serial&, std::int64_t count, F&& f) {
+  static void for_each(const serial&, std::int64_t count, F&& f, std::int64_t /*work*/) {
     for (std::int64_t i = 0; i < count; ++i) f(i);
   }
 };

@@ -104,9 +104,12 @@ struct SaliencyMap {
 struct serial {};
 
 // Execution tag of the OpenMP backend (ssb/openmp.hpp, target ssbnet::openmp).
-// num_threads <= 0 uses OpenMP's default (OMP_NUM_THREADS).
+// num_threads <= 0 uses OpenMP's default (OMP_NUM_THREADS). A launch that touches fewer than
+// min_parallel_work elements runs on the calling thread (same bits, no fork); < 0 takes the
+// default SSB_OPENMP_MIN_WORK (32768), 0 always forks.
 struct openmp {
   int num_threads = 0;
+  std::int64_t min_parallel_work = -1;
 };
 
 }  // namespace ssb

@@ -1,9 +1,11 @@
 // ssbnet: the six verbs, written once for every host backend.
 //
 // A host backend is a specialisation of detail::launcher<Exec> with
-//     static void for_each(const Exec&, std::int64_t count, F f)   // calls f(i), i in [0, count)
-// that may run the calls in any order and in parallel: every call writes only its own elements,
-// so results are the same bits whatever the backend and thread count. The verbs check all
+//     static void for_each(const Exec&, std::int64_t count, F f, std::int64_t work)
+// that calls f(i) for i in [0, count), in any order and in parallel: every call writes only its
+// own elements, so results are the same bits whatever the backend and thread count. `work`
+// estimates the elements the whole launch touches, so that a backend can run small launches
+// without forking (launch_work below). The verbs check all
 // arguments first (ssb::error, nothing written), then launch the bodies of weights.hpp,
 // kernels.hpp and backward.hpp.
 #pragma once
@@ -41,6 +43,14 @@ constexpr void require_scalar() {
   static_assert(std::is_floating_point<T>::value, "ssbnet supports float and double");
 }
 
+// The work estimate of a launch over maps: the elements of all of them.
+template <class... Maps>
+std::int64_t launch_work(const Maps&... maps) {
+  std::int64_t total = 0;
+  for (std::int64_t e : {std::int64_t(maps.size())...}) total += e;
+  return total;
+}
+
 // Scratch of the gather bodies (a source row, a channel tile): one buffer per host thread,
 // reused across calls.
 template <class T>
@@ -76,19 +86,19 @@ void launch_gather(const Exec& exec, const Weights<T>& w, const FeatureMap<const
         launcher<Exec>::for_each(exec, std::int64_t(w.batch) * blocks, [&](std::int64_t t) {
           gather_channel_tile<D>(w, src, dst, int(t / blocks), int(t % blocks) * channel_block,
                                  scale, thread_scratch<T>(scratch));
-        });
+        }, launch_work(src, dst));
       } else {
         launcher<Exec>::for_each(exec, std::int64_t(w.batch) * channels, [&](std::int64_t p) {
           gather_plane<D>(w, src, dst, int(p / channels), int(p % channels), scale,
                           thread_scratch<T>(scratch));
-        });
+        }, launch_work(src, dst));
       }
       return;
     }
     const int height = D == Direction::forward ? w.out_height() : w.in_height();
     launcher<Exec>::for_each(exec, std::int64_t(w.batch) * height, [&](std::int64_t r) {
       gather_row<D>(w, src, dst, int(r / height), int(r % height), scale);
-    });
+    }, launch_work(src, dst));
   });
 }
 
@@ -108,7 +118,7 @@ void launch_pair_dots(const Exec& exec, const Weights<T>& w, const FeatureMap<co
         const int n = int(r / height);
         const PairDots<T> pair{other, dots + n * per_image, cap_x};
         row_pair_dots<D>(w.y.image(n), w.x.image(n), src, pair, n, int(r % height));
-      });
+      }, launch_work(src, other));
       return;
     }
     if (channel_tile_fits(w)) {
@@ -118,7 +128,7 @@ void launch_pair_dots(const Exec& exec, const Weights<T>& w, const FeatureMap<co
       launcher<Exec>::for_each(exec, std::int64_t(w.batch) * blocks, [&](std::int64_t t) {
         channel_tile_pair_dots<D>(w, src, other, int(t / blocks), int(t % blocks) * channel_block,
                                   partial.data() + t * per_image, thread_scratch<T>(scratch));
-      });
+      }, launch_work(src, other));
       launcher<Exec>::for_each(exec, w.batch, [&](std::int64_t n) {
         T* out = dots + n * per_image;
         const T* first = partial.data() + n * blocks * per_image;
@@ -127,7 +137,7 @@ void launch_pair_dots(const Exec& exec, const Weights<T>& w, const FeatureMap<co
           const T* block = first + b * per_image;
           for (std::int64_t e = 0; e < per_image; ++e) out[e] += block[e];
         }
-      });
+      }, std::int64_t(partial.size()));
       return;
     }
     launcher<Exec>::for_each(exec, std::int64_t(w.batch) * cap_y, [&](std::int64_t t) {
@@ -135,7 +145,7 @@ void launch_pair_dots(const Exec& exec, const Weights<T>& w, const FeatureMap<co
       if (k < w.y.image(n).count()) {
         plane_pair_dots<D>(w, src, other, n, k, dots + (std::int64_t(n) * cap_y + k) * cap_x);
       }
-    });
+    }, launch_work(src, other));
   });
 }
 
@@ -158,7 +168,7 @@ void launch_segment_grads(const Exec& exec, const Weights<T>& w, const T* dots,
       d_weights.x[std::int64_t(n) * cap_x + (k - cap_y)] +=
           segment_grad<false>(ay, image_dots, cap_x, k - cap_y, scale);
     }
-  });
+  }, 2 * std::int64_t(w.batch) * cap_y * cap_x);
 }
 
 // The backward of one sampler: the gather of `upstream` in `direction` into `d_data` (may be
@@ -268,7 +278,7 @@ void compute_weights(const Exec& exec, SaliencyMap<S> saliency, int out_h, int o
   detail::launcher<Exec>::for_each(exec, s.batch, [&](std::int64_t n) {
     checks[std::size_t(n)] =
         detail::check_saliency_image(s, int(n), masses.data() + std::size_t(n) * per_image);
-  });
+  }, std::int64_t(s.size()));
   for (int n = 0; n < s.batch; ++n) {
     const auto& c = checks[std::size_t(n)];
     if (c.position >= 0 || c.sum_overflows) detail::fail_saliency(verb, s, n, c);
@@ -285,7 +295,7 @@ void compute_weights(const Exec& exec, SaliencyMap<S> saliency, int out_h, int o
                            a->in_index + k0, a->flags + k0, a->out_begin + n * (a->out_size + 1),
                            a->in_begin + n * (a->in_size + 1));
     }
-  });
+  }, std::int64_t(s.batch) * (H + W + out_h + out_w) * 16);  // a few dozen operations a segment
 }
 
 // Eq. 8: xr (N x Hr x Wr x C) = Hr*Wr * Gy X Gx^T, per image and channel. Any layouts.
@@ -383,7 +393,7 @@ void compute_weights_backward(const Exec& exec, SaliencyMap<S> saliency, const W
   detail::check_outside_workspace(verb, "d_saliency", d_saliency.data, d_saliency.size(), weights);
   detail::launcher<Exec>::for_each(exec, weights.batch, [&](std::int64_t n) {
     detail::saliency_grad_image(weights, d_weights, d_saliency.data, int(n));
-  });
+  }, std::int64_t(saliency.size()));
 }
 
 }  // namespace ssb
