@@ -281,30 +281,54 @@ WeightsGrad<T> weights_grad_view(const Weights<T>& weights, T* data, std::size_t
 
 namespace detail {
 
+// Lanes of the row sums of compute_masses.
+constexpr int mass_lanes = 8;
+
 // Eqs. 1-2 for one image, unnormalised: row sums r[h] and column sums c[w] of the saliency map
 // in double and the total T = sum r (sy = r / T, sx = c / T). A map that sums to 0 gets r = c = 1
-// (uniform weights) and T = 0, which marks the fallback. Values are checked (finite, >= 0) first.
+// (uniform weights) and T = 0, which marks the fallback. Returns the smallest value (NaN is
+// skipped there but makes T NaN), so that the caller can check the map without a second pass.
+// Fixed orders: c[w] and T add rows in order; r[h] adds column w into lane w mod mass_lanes,
+// then the lanes as a halving tree, so that the row sum is not one chain of dependent adds.
 template <class S>
-SSB_HOST_DEVICE inline void compute_masses(const S* saliency, int height, int width,
-                                           double* row_mass, double* col_mass, double* total) {
+SSB_HOST_DEVICE inline double compute_masses(const S* saliency, int height, int width,
+                                             double* row_mass, double* col_mass, double* total) {
   for (int w = 0; w < width; ++w) col_mass[w] = 0.0;
   double sum = 0.0;
+  double least[mass_lanes];
+  for (int u = 0; u < mass_lanes; ++u) least[u] = 0.0;
   for (int h = 0; h < height; ++h) {
     const S* row = saliency + std::int64_t(h) * width;
-    double r = 0.0;
-    for (int w = 0; w < width; ++w) {
-      const double v = double(row[w]);
-      r += v;
-      col_mass[w] += v;
+    double lane[mass_lanes] = {};
+    int w = 0;
+    for (; w + mass_lanes <= width; w += mass_lanes) {
+      for (int u = 0; u < mass_lanes; ++u) {
+        const double v = double(row[w + u]);
+        lane[u] += v;
+        col_mass[w + u] += v;
+        least[u] = v < least[u] ? v : least[u];
+      }
     }
-    row_mass[h] = r;
-    sum += r;
+    for (int u = 0; w < width; ++w, ++u) {
+      const double v = double(row[w]);
+      lane[u] += v;
+      col_mass[w] += v;
+      least[u] = v < least[u] ? v : least[u];
+    }
+    for (int half = mass_lanes / 2; half > 0; half /= 2) {
+      for (int u = 0; u < half; ++u) lane[u] += lane[u + half];
+    }
+    row_mass[h] = lane[0];
+    sum += lane[0];
   }
   *total = sum;
   if (!(sum > 0.0)) {
     for (int h = 0; h < height; ++h) row_mass[h] = 1.0;
     for (int w = 0; w < width; ++w) col_mass[w] = 1.0;
   }
+  double smallest = 0.0;
+  for (int u = 0; u < mass_lanes; ++u) smallest = least[u] < smallest ? least[u] : smallest;
+  return smallest;
 }
 
 // Eqs. 3-7 and the segment walk for one image and axis. Breakpoints in double:

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <iomanip>
 #include <sstream>
 #include <string>
@@ -133,17 +134,21 @@ SaliencyCheck check_saliency_image(const SaliencyMap<S>& s, int n, double* masse
   const std::int64_t size = std::int64_t(s.height) * s.width;
   const S* map = s.data + std::int64_t(n) * size;
   SaliencyCheck result;
-  for (std::int64_t e = 0; e < size; ++e) {
-    const double v = double(map[e]);
-    if (!(v >= 0.0) || std::isinf(v)) {
-      result.position = e;
-      return result;
-    }
-  }
   double* row_mass = masses;
   double* col_mass = masses + s.height;
   double* total = col_mass + s.width;
-  compute_masses(map, s.height, s.width, row_mass, col_mass, total);
+  // One pass sums and finds the smallest value (NaN compares false and is skipped there, but
+  // makes the total NaN); the first bad position is looked for only when something is off.
+  const double least = compute_masses(map, s.height, s.width, row_mass, col_mass, total);
+  if (least < 0.0 || !(*total <= std::numeric_limits<double>::max())) {
+    for (std::int64_t e = 0; e < size; ++e) {
+      const double v = double(map[e]);
+      if (!(v >= 0.0 && v <= std::numeric_limits<double>::max())) {
+        result.position = e;
+        return result;
+      }
+    }
+  }
   result.sum_overflows = std::isinf(*total);
   for (int w = 0; w < s.width; ++w)
     result.sum_overflows = result.sum_overflows || std::isinf(col_mass[w]);
