@@ -58,21 +58,31 @@ struct PairDots {
 // Planes per channels-last tile of planar.hpp.
 constexpr int channel_block = 32;
 
-// Channels of one destination pixel summed at once in registers by gather_pixel_block: 128 bytes,
-// two AVX-512 or four AVX registers per partial sum (more spills them to the stack).
+// Bytes of the widest vector register the target has (AVX-512, AVX, else SSE/NEON-sized). The
+// register blocks below are sized in these units, so that the vector types map to registers.
+#if defined(__AVX512F__)
+constexpr int vector_bytes = 64;
+#elif defined(__AVX__)
+constexpr int vector_bytes = 32;
+#else
+constexpr int vector_bytes = 16;
+#endif
+
+// Channels of one destination pixel summed at once in registers by gather_pixel_block: two
+// vector registers per partial sum (more spills them to the stack).
 template <class T>
 SSB_HOST_DEVICE constexpr int pixel_block() {
-  return int(128 / sizeof(T));
+  return int(2 * vector_bytes / sizeof(T));
 }
 
 #if defined(__GNUC__) && !defined(__CUDA_ARCH__) && !defined(__HIP_DEVICE_COMPILE__)
 #define SSB_VECTOR_EXTENSIONS 1
-// 64 bytes of T as a GCC/Clang vector; load and store go through memcpy, which compiles to
-// unaligned vector moves. Element-wise IEEE arithmetic, so it gives the bits of the scalar loops;
-// it only keeps the compiler from vectorising the wrong loop (gathers across the segments instead
-// of contiguous channels).
-typedef float vec_float __attribute__((vector_size(64)));
-typedef double vec_double __attribute__((vector_size(64)));
+// One vector register of T as a GCC/Clang vector; load and store go through memcpy, which
+// compiles to unaligned vector moves. Element-wise IEEE arithmetic, so it gives the bits of the
+// scalar loops; it only keeps the compiler from vectorising the wrong loop (gathers across the
+// segments instead of contiguous channels).
+typedef float vec_float __attribute__((vector_size(vector_bytes)));
+typedef double vec_double __attribute__((vector_size(vector_bytes)));
 template <class T>
 struct Vec;
 template <>
@@ -93,11 +103,13 @@ inline void vec_store(T* p, const V& v) {
 }
 #endif
 
-// Lanes of the partial sums of pair_dot: 256 bytes, four AVX-512 registers, so that four
-// independent chains of fused multiply-adds keep the FMA units busy.
+// Lanes of the partial sums of pair_dot: four vector registers, so that four independent chains
+// of fused multiply-adds keep the FMA units busy. (So the bits of the weight gradients depend on
+// the target's vector width, as they do on its FMA contraction; they do not depend on anything
+// else.)
 template <class T>
 SSB_HOST_DEVICE constexpr int dot_lanes() {
-  return int(256 / sizeof(T));
+  return int(4 * vector_bytes / sizeof(T));
 }
 
 // sum_{c < count} a[c * sa] * b[c * sb]: lane u sums the channels c = u (mod dot_lanes) in
@@ -113,7 +125,7 @@ SSB_HOST_DEVICE inline T pair_dot(const T* a, std::int64_t sa, const T* b, std::
   if (sa == 1 && sb == 1) {
     // The same lanes as the loop below, as four named vectors the compiler keeps in registers.
     typedef typename Vec<T>::type V;
-    constexpr int per = int(64 / sizeof(T));
+    constexpr int per = int(vector_bytes / sizeof(T));
     V acc0 = {}, acc1 = {}, acc2 = {}, acc3 = {}, x, y;
     for (; c + lanes <= count; c += lanes) {
       vec_load(x, a + c);
@@ -232,7 +244,7 @@ SSB_HOST_DEVICE inline void gather_pixel_block(const AxisImage<T>& ay, const Axi
                                                std::int64_t row_stride, int channels, int count,
                                                T scale, T* out) {
 #if defined(SSB_VECTOR_EXTENSIONS)
-  constexpr int lanes = int(64 / sizeof(T));
+  constexpr int lanes = int(vector_bytes / sizeof(T));
   if (Count > 0 && Count % lanes == 0) {
     typedef typename Vec<T>::type V;
     constexpr int nv = Count > 0 ? Count / lanes : 1;

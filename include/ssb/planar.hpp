@@ -140,20 +140,13 @@ SSB_HOST_DEVICE inline void gather_plane(const Weights<T>& weights, const Featur
     sum_rows<D>(ay, range_begin<D>(ay, a), range_begin<D>(ay, a + 1), plane, src_w, src_w,
                 r + std::int64_t(a) * src_w);
   }
-  for (int a = 0; a < dst_h; ++a) {
-    for (int w = 0; w < src_w; ++w) {
-      rt[std::int64_t(w) * dst_h + a] = r[std::int64_t(a) * src_w + w];
-    }
-  }
+  transpose(r, src_w, dst_h, src_w, rt, dst_h);
   for (int b = 0; b < dst_w; ++b) {
     sum_rows<D>(ax, range_begin<D>(ax, b), range_begin<D>(ax, b + 1), rt, dst_h, dst_h,
                 ot + std::int64_t(b) * dst_h);
   }
-  for (int a = 0; a < dst_h; ++a) {
-    for (int b = 0; b < dst_w; ++b) {
-      out[std::int64_t(a) * dst_w + b] = scale * ot[std::int64_t(b) * dst_h + a];
-    }
-  }
+  for (std::int64_t e = 0; e < std::int64_t(dst_w) * dst_h; ++e) ot[e] *= scale;
+  transpose(ot, dst_h, dst_w, dst_h, out, dst_w);
 }
 
 // The pair dots of image n restricted to planes c0 .. c0 + channel_block - 1 (kernels.hpp), for
