@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian 12 machine (as root) or any machine that already has
-# g++, CMake, doctest, libpng, Google Benchmark and OpenBLAS: installs the packages, then builds
+# g++, CMake, doctest, libpng, Google Benchmark, OpenBLAS and libtorch: installs the packages, then builds
 # and runs every test twice, in a Release build (benchmarks included, built and smoke-tested) and
 # in an AddressSanitizer + UndefinedBehaviorSanitizer build.
 set -euo pipefail
@@ -10,7 +10,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends \
-    g++ cmake make doctest-dev libpng-dev libbenchmark-dev libopenblas-dev >/dev/null
+    g++ cmake make doctest-dev libpng-dev libbenchmark-dev libopenblas-dev libtorch-dev >/dev/null
 fi
 
 jobs=$(nproc)
