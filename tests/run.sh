@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian 12 machine (as root) or any machine that already has
-# g++, CMake, doctest, libpng, Google Benchmark, OpenBLAS and libtorch: installs the packages, then builds
-# and runs every test twice, in a Release build (benchmarks included, built and smoke-tested) and
-# in an AddressSanitizer + UndefinedBehaviorSanitizer build.
+# g++, CMake, doctest, libpng, Google Benchmark, OpenBLAS and libtorch: installs the packages, then
+# builds and runs every test twice, in a Release build (benchmarks and the libtorch example
+# included) and in an AddressSanitizer + UndefinedBehaviorSanitizer build (without libtorch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
