@@ -26,3 +26,7 @@ run_suite() {  # run_suite NAME CMAKE_ARGS...
 run_suite release -DCMAKE_BUILD_TYPE=Release
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   run_suite sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSSB_SANITIZE=ON -DSSB_BUILD_BENCHMARKS=OFF
+
+# The Kokkos backend, on Debian's Kokkos (Serial) and on a Kokkos with OpenMP built from Debian's
+# trilinos sources (cached in ~/.cache/ssbnet).
+bash tests/run_kokkos.sh

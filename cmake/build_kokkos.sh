@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Builds Kokkos with the OpenMP and Serial execution spaces from Debian's `trilinos` source package
+# (only packages/kokkos, as a standalone Kokkos CMake project) and installs it into a cache folder
+# that later runs reuse. Prints the install prefix as the last line of stdout (use it as
+# -DKokkos_ROOT=...); everything else goes to stderr.
+#
+#   prefix=$(bash cmake/build_kokkos.sh | tail -n 1)
+#   cmake -S . -B build-kokkos-openmp -DSSB_ENABLE_KOKKOS=ON -DKokkos_ROOT="$prefix"
+#
+# Environment:
+#   SSB_KOKKOS_PREFIX   install here (default: $SSB_CACHE_DIR/kokkos-<version>-<suite>-openmp)
+#   SSB_CACHE_DIR       cache folder (default: ${XDG_CACHE_HOME:-$HOME/.cache}/ssbnet)
+#   SSB_KOKKOS_JOBS     parallel build jobs (default: 2)
+#   SSB_TRILINOS_SUITE  Debian suite of the source package (default: the system's, e.g. bookworm;
+#                       trixie's trilinos 16 carries Kokkos 4: SSB_TRILINOS_SUITE=trixie)
+#
+# Needs root with apt-get the first time (it adds a deb-src entry when there is none, installs
+# dpkg-dev, cmake and g++, and runs `apt-get source --download-only trilinos`). A run that finds a
+# finished install (the stamp file .ssbnet-kokkos-complete) does nothing else, as a non-root user too.
+# Debian 12's trilinos 13.2.0 carries Kokkos 3.4.01.
+set -euo pipefail
+
+log() { echo "build_kokkos.sh: $*" >&2; }
+
+cache_dir=${SSB_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ssbnet}
+jobs=${SSB_KOKKOS_JOBS:-2}
+stamp_name=.ssbnet-kokkos-complete
+suite=${SSB_TRILINOS_SUITE:-$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")}
+
+# A finished install is reused as is.
+if [[ -n ${SSB_KOKKOS_PREFIX:-} ]]; then
+  if [[ -f $SSB_KOKKOS_PREFIX/$stamp_name ]]; then
+    log "reusing $SSB_KOKKOS_PREFIX ($(cat "$SSB_KOKKOS_PREFIX/$stamp_name"))"
+    echo "$SSB_KOKKOS_PREFIX"
+    exit 0
+  fi
+else
+  for found in "$cache_dir"/kokkos-*-openmp; do
+    if [[ -f $found/$stamp_name ]] && grep -q ", $suite)" "$found/$stamp_name"; then
+      log "reusing $found ($(cat "$found/$stamp_name"))"
+      echo "$found"
+      exit 0
+    fi
+  done
+fi
+
+# --- the source package -------------------------------------------------------------------------
+if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
+  log "no Kokkos install in $cache_dir and not root with apt-get: cannot fetch the trilinos sources"
+  exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+
+# A deb-src entry for the suite, when none exists (Debian 12 ships deb822 .sources without one).
+if ! grep -rqsE "^(deb-src[[:space:]]|Types:.*deb-src)" /etc/apt/sources.list /etc/apt/sources.list.d/ ||
+   [[ -n ${SSB_TRILINOS_SUITE:-} ]]; then
+  list=/etc/apt/sources.list.d/ssbnet-deb-src-$suite.sources
+  if [[ ! -f $list ]]; then
+    log "adding $list"
+    keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+    {
+      echo "Types: deb-src"
+      echo "URIs: http://deb.debian.org/debian"
+      echo "Suites: $suite"
+      echo "Components: main"
+      [[ -f $keyring ]] && echo "Signed-By: $keyring"
+    } >"$list"
+  fi
+fi
+log "apt-get update"
+apt-get update -qq >&2
+missing=()
+for tool in dpkg-source:dpkg-dev cmake:cmake g++:g++ make:make; do
+  command -v "${tool%%:*}" >/dev/null || missing+=("${tool##*:}")
+done
+if ((${#missing[@]})); then
+  log "installing ${missing[*]}"
+  apt-get install -y --no-install-recommends "${missing[@]}" >&2
+fi
+
+work=$cache_dir/src
+mkdir -p "$work"
+cd "$work"
+# The newest version apt knows (the suite's own when SSB_TRILINOS_SUITE adds a newer suite).
+version=$(apt-cache showsrc trilinos | awk '/^Version:/ {print $2}' | sort -V | tail -n 1)
+upstream=${version%-*}
+upstream=${upstream#*:}
+log "trilinos $version from $suite"
+if ! ls trilinos_"$upstream".orig.tar.* >/dev/null 2>&1 || ! ls trilinos_"$version".debian.tar.* >/dev/null 2>&1; then
+  # apt drops privileges to _apt, which cannot write here; downloading as root is fine.
+  apt-get source --download-only "trilinos=$version" >&2
+fi
+
+# Only packages/kokkos of the (large) upstream tarball, plus the Debian patches that touch it.
+src=$work/trilinos-$upstream-kokkos
+rm -rf "$src" && mkdir -p "$src"
+log "extracting packages/kokkos"
+tar -xf trilinos_"$upstream".orig.tar.* -C "$src" --strip-components=1 --wildcards '*/packages/kokkos/*'
+tar -xf trilinos_"$version".debian.tar.* -C "$src"
+if [[ -f $src/debian/patches/series ]]; then
+  while read -r patch _; do
+    [[ -z $patch || $patch == \#* ]] && continue
+    file=$src/debian/patches/$patch
+    # A patch applies here when every file it changes is under packages/kokkos/.
+    if grep -q '^+++ ' "$file" && ! grep '^+++ ' "$file" | grep -qv ' b/packages/kokkos/'; then
+      log "applying debian/patches/$patch"
+      patch -d "$src" -p1 --forward --quiet <"$file" >&2
+    fi
+  done <"$src/debian/patches/series"
+fi
+
+kokkos=$src/packages/kokkos
+major=$(sed -n 's/^set(Kokkos_VERSION_MAJOR \([0-9]*\)).*/\1/p' "$kokkos/CMakeLists.txt")
+minor=$(sed -n 's/^set(Kokkos_VERSION_MINOR \([0-9]*\)).*/\1/p' "$kokkos/CMakeLists.txt")
+patchlevel=$(sed -n 's/^set(Kokkos_VERSION_PATCH \([0-9]*\)).*/\1/p' "$kokkos/CMakeLists.txt")
+kokkos_version=$major.$minor.$patchlevel
+prefix=${SSB_KOKKOS_PREFIX:-$cache_dir/kokkos-$kokkos_version-$suite-openmp}
+log "Kokkos $kokkos_version (trilinos $version) -> $prefix"
+
+# --- configure, build, install ------------------------------------------------------------------
+build=$work/build-kokkos-$kokkos_version
+rm -rf "$build" "$prefix"
+start=$(date +%s)
+cmake -S "$kokkos" -B "$build" \
+  -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_INSTALL_PREFIX="$prefix" \
+  -DCMAKE_CXX_STANDARD=17 \
+  -DCMAKE_CXX_EXTENSIONS=OFF \
+  -DBUILD_SHARED_LIBS=OFF \
+  -DCMAKE_POSITION_INDEPENDENT_CODE=ON \
+  -DKokkos_ENABLE_SERIAL=ON \
+  -DKokkos_ENABLE_OPENMP=ON \
+  -DKokkos_ENABLE_TESTS=OFF \
+  -DKokkos_ENABLE_EXAMPLES=OFF >&2
+cmake --build "$build" -j "$jobs" >&2
+cmake --install "$build" >&2
+echo "Kokkos $kokkos_version (Debian trilinos $version, $suite), Serial + OpenMP" >"$prefix/$stamp_name"
+log "built and installed in $(($(date +%s) - start)) s"
+# Only the install is reused: drop the build, the extracted sources and the downloads.
+rm -rf "$build" "$src" "$work"/trilinos_*
+echo "$prefix"
