@@ -12,8 +12,9 @@
 #   python3 bench/report.py bench/results/full.json bench/results/g2.json
 # Environment: SSB_BENCH_THREADS (default 2), SSB_BENCH_WAIT_IDLE (seconds to wait for idle CPUs,
 # default 120), SSB_BENCH_RETRIES (reruns of disturbed shapes, default 2), SSB_BENCH_ARGS
-# (ssb_bench flags, put before the command line's), SSB_BENCH_BINARY (skip the build; used by the
-# CMake target bench_report).
+# (ssb_bench flags, put before the command line's), SSB_BENCH_CMAKE_ARGS (extra configure flags,
+# e.g. "-DSSB_ENABLE_KOKKOS=ON -DKokkos_ROOT=$(bash cmake/build_kokkos.sh | tail -n 1)" to add
+# the Kokkos backend), SSB_BENCH_BINARY (skip the build; used by the CMake target bench_report).
 # Missing Debian 12 packages are installed with apt-get (as root or via sudo).
 set -eu
 
@@ -73,8 +74,9 @@ fi
 
 binary=${SSB_BENCH_BINARY:-}
 if [ -z "$binary" ]; then
+  # shellcheck disable=SC2086  # SSB_BENCH_CMAKE_ARGS is a list of flags
   cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DSSB_BUILD_TESTS=OFF -DSSB_BUILD_EXAMPLES=OFF \
-    -DSSB_BUILD_BENCHMARKS=ON >/dev/null
+    -DSSB_BUILD_BENCHMARKS=ON ${SSB_BENCH_CMAKE_ARGS:-} >/dev/null
   cmake --build "$build" -j"$(nproc)" --target ssb_bench
   binary=$build/bench/ssb_bench
 fi
