@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ssb_torch.hpp"
@@ -375,13 +376,15 @@ inline SSBResNet ssb_resnet_d(int depth, Sampling sampling = Sampling::adaptive,
 
 // A CIFAR-style bottleneck (SSB-)ResNet for 28 x 28 input (Fashion-MNIST): a 3x3 stem of 16
 // channels at full size, groups of mid widths 16, 32, 64 (outputs 64, 128, 256) at 28, 14 and 7
-// pixels, samplers (16, 8, 4) on every block but the first of each group.
+// pixels, samplers (16, 8, 4) (the paper's sizes for the same 28, 14, 7 pixel maps; or
+// `sample_sizes`) on every block but the first of each group.
 inline SSBResNet ssb_resnet_28(Sampling sampling = Sampling::adaptive, int64_t blocks_per_group = 3,
-                               int64_t in_channels = 1, int64_t classes = 10, int threads = 0) {
+                               int64_t in_channels = 1, int64_t classes = 10, int threads = 0,
+                               std::vector<int64_t> sample_sizes = {16, 8, 4}) {
   ResNetOptions o;
   o.blocks = {blocks_per_group, blocks_per_group, blocks_per_group};
   o.widths = {16, 32, 64};
-  o.sample_sizes = {16, 8, 4};
+  o.sample_sizes = std::move(sample_sizes);
   o.stem = Stem::small;
   o.stem_width = 16;
   o.in_channels = in_channels;

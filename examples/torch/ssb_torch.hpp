@@ -27,6 +27,8 @@
 
 #include <torch/torch.h>
 
+#include <atomic>
+#include <chrono>
 #include <climits>
 #include <cstddef>
 #include <cstdint>
@@ -42,6 +44,52 @@
 #endif
 
 namespace ssb_torch {
+
+// Optional accounting of the wall-clock time spent in the samplers' forward passes (the forward of
+// compute_weights, sample and sample_inverse: allocation, kernels and copies), for benchmarks that
+// report the samplers' share of a network's time. Off unless `enabled`; the counters are global.
+struct SamplerClock {
+  static std::atomic<bool>& enabled() {
+    static std::atomic<bool> on{false};
+    return on;
+  }
+  static std::atomic<int64_t>& nanoseconds() {
+    static std::atomic<int64_t> ns{0};
+    return ns;
+  }
+  static std::atomic<int64_t>& calls() {
+    static std::atomic<int64_t> n{0};
+    return n;
+  }
+  static void reset() {
+    nanoseconds() = 0;
+    calls() = 0;
+  }
+};
+
+namespace detail {
+// Adds its lifetime to SamplerClock when the clock is enabled.
+class SamplerTimer {
+ public:
+  SamplerTimer() : on_(SamplerClock::enabled().load(std::memory_order_relaxed)) {
+    if (on_) start_ = std::chrono::steady_clock::now();
+  }
+  SamplerTimer(const SamplerTimer&) = delete;
+  SamplerTimer& operator=(const SamplerTimer&) = delete;
+  ~SamplerTimer() {
+    if (!on_) return;
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        std::chrono::steady_clock::now() - start_)
+                        .count();
+    SamplerClock::nanoseconds() += int64_t(ns);
+    ++SamplerClock::calls();
+  }
+
+ private:
+  bool on_;
+  std::chrono::steady_clock::time_point start_;
+};
+}  // namespace detail
 
 // The weights of one SSB layer's samplers: what compute_weights returns, and sample and
 // sample_inverse take.
@@ -139,6 +187,7 @@ ssb::WeightsGrad<T> weights_grad_of(const ssb::Weights<T>& w, const at::Tensor& 
 struct WeightsFn : torch::autograd::Function<WeightsFn> {
   static variable_list forward(AutogradContext* ctx, const at::Tensor& saliency,
                                std::vector<int64_t> geometry) {
+    const SamplerTimer timer;
     at::Tensor workspace, segments;
     AT_DISPATCH_FLOATING_TYPES(saliency.scalar_type(), "ssb_torch::compute_weights", [&] {
       const auto& g = geometry;
@@ -198,6 +247,7 @@ struct SamplerFn : torch::autograd::Function<SamplerFn> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& primal,
                             const at::Tensor& segments, const at::Tensor& workspace,
                             std::vector<int64_t> geometry, bool inverse) {
+    const SamplerTimer timer;
     const auto& g = geometry;
     const DenseMap in = dense_map(primal);
     const int64_t out_rows = inverse ? g[height] : g[out_h];
