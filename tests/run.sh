@@ -10,7 +10,8 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends \
-    g++ cmake make doctest-dev libpng-dev libbenchmark-dev libopenblas-dev libtorch-dev >/dev/null
+    g++ cmake make doctest-dev libpng-dev libbenchmark-dev libopenblas-dev libtorch-dev \
+    zlib1g-dev dataset-fashion-mnist >/dev/null
 fi
 
 jobs=$(nproc)
