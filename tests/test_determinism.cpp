@@ -67,8 +67,8 @@ TEST_CASE_TEMPLATE("OpenMP at 1, 2 and 4 threads equals serial bit for bit, fork
         // This build forks on every launch (SSB_OPENMP_MIN_WORK 0); a huge threshold runs every
         // launch on the calling thread instead.
         check_bitwise(reference, run_all(ssb::openmp{threads}, saliency, x, y, dxr, dz));
-        check_bitwise(reference,
-                      run_all(ssb::openmp{threads, std::int64_t(1) << 40}, saliency, x, y, dxr, dz));
+        check_bitwise(reference, run_all(ssb::openmp{threads, std::int64_t(1) << 40}, saliency, x,
+                                         y, dxr, dz));
       }
     }
   }

@@ -1,6 +1,7 @@
 // A small reader of IDX files (the MNIST / Fashion-MNIST format), plain or gzip-compressed.
 //
-//     ssb_idx::Array images = ssb_idx::read("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte");
+//     ssb_idx::Array images =
+//     ssb_idx::read("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte");
 //     // images.dims == {10000, 28, 28}, images.data: 7 840 000 bytes
 //
 // The format: a big-endian magic number 0x0000TTNN (TT: element type, here only 0x08 = unsigned
@@ -8,7 +9,8 @@
 // row-major order. Debian's dataset-fashion-mnist ships the files gzipped (*.gz); zlib's gzread
 // reads gzipped and plain files alike, and read() tries PATH and then PATH.gz. Every error (a
 // missing file, a wrong magic number, an extent of 0 or over the limit, a file that ends early or
-// has bytes after the data, a corrupt gzip stream) is an ssb_idx::Error whose message names the file.
+// has bytes after the data, a corrupt gzip stream) is an ssb_idx::Error whose message names the
+// file.
 #pragma once
 
 #include <zlib.h>
@@ -108,7 +110,8 @@ inline Array read(const std::string& path, int expected_dims = 0) {
     throw Error("'" + file + "' is not an IDX file: it ends before the 4-byte magic number");
   }
   if (magic[0] != 0 || magic[1] != 0) {
-    throw Error("'" + file + "' is not an IDX file: the magic number does not start with two zero "
+    throw Error("'" + file +
+                "' is not an IDX file: the magic number does not start with two zero "
                 "bytes");
   }
   if (magic[2] != 0x08) {

@@ -96,7 +96,8 @@ inline std::vector<PictureInfo> write_pictures(ssb_torch::SSBResNet& net, const 
         const int top = int(i) * (panel + gap);
         detail::draw(image, top, 0, panel, resized[i].data_ptr<float>(), H, W, grey);
         detail::draw(image, top, panel + gap, panel, s[i].data_ptr<float>(), H, W, colour);
-        detail::draw(image, top, 2 * (panel + gap), panel, sampled[i].data_ptr<float>(), S, S, grey);
+        detail::draw(image, top, 2 * (panel + gap), panel, sampled[i].data_ptr<float>(), S, S,
+                     grey);
       }
       info.path = out_dir + "/fig3_layer" + std::to_string(k + 1) + ".png";
       zoom::write_png(info.path, image);

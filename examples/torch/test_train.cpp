@@ -128,8 +128,8 @@ TEST_CASE("IDX reader: clear errors for missing, foreign, truncated and oversize
   write_bytes(dir + "/float", {0, 0, 0x0d, 1, 0, 0, 0, 1, 0, 0, 0, 0});
   CHECK(contains(error_of([&] { ssb_idx::read(dir + "/float"); }), "element type 0x13"));
   write_bytes(dir + "/dims", {0, 0, 8, 1, 0, 0, 0, 2, 1, 2});
-  CHECK(contains(error_of([&] { ssb_idx::read(dir + "/dims", 3); }),
-                 "has 1 dimensions, expected 3"));
+  CHECK(
+      contains(error_of([&] { ssb_idx::read(dir + "/dims", 3); }), "has 1 dimensions, expected 3"));
   write_bytes(dir + "/header", {0, 0, 8, 3, 0, 0, 0, 2, 0, 0});
   CHECK(contains(error_of([&] { ssb_idx::read(dir + "/header"); }), "ends in its header"));
   write_bytes(dir + "/zero", {0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 0});
@@ -193,8 +193,8 @@ TEST_CASE("data: order and augmentation depend on (seed, epoch) only") {
   CHECK(torch::equal(a, b));
   // Without augmentation: the normalised pixels.
   const at::Tensor plain = ssb_train::make_batch(d, p1.data(), 1, nullptr);
-  const float expected = (float(d.pixels[size_t(p1[0]) * 784]) / 255.0f - ssb_train::kMean) /
-                         ssb_train::kStd;
+  const float expected =
+      (float(d.pixels[size_t(p1[0]) * 784]) / 255.0f - ssb_train::kMean) / ssb_train::kStd;
   CHECK(plain[0][0][0][0].item<float>() == doctest::Approx(expected));
   // Augmented batches are shifted or flipped copies: the same pixel sum up to the zero border.
   CHECK(!torch::equal(a, ssb_train::make_batch(d, p1.data(), 8, nullptr)));

@@ -8,7 +8,8 @@
 // The defaults are the short run (the README's main job): the SSB model, 1 epoch on the first
 // 4000 training images, 2 threads, seed 1, 4 pictures, the latency benchmark with 5 runs. The full
 // run: --epochs 3 --limit 0 --latency-runs 0. See train.hpp for the recipe and determinism.
-// Exit status: 0 done, 1 a runtime error (missing data, unreadable checkpoint), 2 a bad command line.
+// Exit status: 0 done, 1 a runtime error (missing data, unreadable checkpoint), 2 a bad command
+// line.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -58,7 +59,8 @@ const char* kUsage =
     "  --sizes A,B,C     sampling sizes of the three groups (default 16,8,4)\n"
     "  --data DIR        IDX files (default /usr/share/datasets/fashion-mnist)\n"
     "  --pictures N      Fig. 3 pictures for the first N test images, 0 for none (default 4)\n"
-    "  --latency-runs N  SSB-ResNet-D-50 vs ResNet-D-50 latency, N timed runs, 0 to skip (default 5)\n"
+    "  --latency-runs N  SSB-ResNet-D-50 vs ResNet-D-50 latency, N timed runs, 0 to skip (default "
+    "5)\n"
     "  --progress MODE   bar | lines | none (default: bar on a terminal, else lines)\n";
 
 int64_t parse_int(const std::string& option, const std::string& text, int64_t min) {
@@ -133,7 +135,8 @@ Args parse(int argc, char** argv) {
       size_t start = 0;
       while (start <= v.size()) {
         const size_t comma = v.find(',', start);
-        const std::string part = v.substr(start, comma == std::string::npos ? comma : comma - start);
+        const std::string part =
+            v.substr(start, comma == std::string::npos ? comma : comma - start);
         sizes.push_back(parse_int("--sizes", part, 0));
         if (comma == std::string::npos) break;
         start = comma + 1;
@@ -184,23 +187,25 @@ int run(const Args& a) {
   ssb_train::Trainer trainer(a.train);
   auto& net = trainer.net();
   const ssb_torch::Cost cost = net->cost(28, 28);
-  const double base_macs = ssb_torch::ssb_resnet_28(ssb_torch::Sampling::none, a.train.blocks)
-                               ->cost(28, 28)
-                               .paper();
-  std::printf("ssb_train: model %s (%lld blocks per group, sampling sizes %lld,%lld,%lld), "
-              "%.3f M parameters\n",
-              a.train.model.c_str(), static_cast<long long>(a.train.blocks),
-              static_cast<long long>(a.train.sizes[0]), static_cast<long long>(a.train.sizes[1]),
-              static_cast<long long>(a.train.sizes[2]), double(net->parameter_count()) / 1e6);
-  std::printf("  multiply-adds per image: %.4f G counting samplers as the paper (dense, %.1f%% "
-              "fewer than the baseline's %.4f G), %.4f G as they run (banded, %.1f%% fewer)\n",
-              cost.paper() / 1e9, 100 * (1 - cost.paper() / base_macs), base_macs / 1e9,
-              cost.banded() / 1e9, 100 * (1 - cost.banded() / base_macs));
-  std::printf("  data: %lld training, %lld test images from %s; %d threads, seed %llu, batch "
-              "%lld, lr %g\n",
-              static_cast<long long>(train.size()), static_cast<long long>(test.size()),
-              a.data.c_str(), a.train.threads, static_cast<unsigned long long>(a.train.seed),
-              static_cast<long long>(a.train.batch), trainer.base_lr());
+  const double base_macs =
+      ssb_torch::ssb_resnet_28(ssb_torch::Sampling::none, a.train.blocks)->cost(28, 28).paper();
+  std::printf(
+      "ssb_train: model %s (%lld blocks per group, sampling sizes %lld,%lld,%lld), "
+      "%.3f M parameters\n",
+      a.train.model.c_str(), static_cast<long long>(a.train.blocks),
+      static_cast<long long>(a.train.sizes[0]), static_cast<long long>(a.train.sizes[1]),
+      static_cast<long long>(a.train.sizes[2]), double(net->parameter_count()) / 1e6);
+  std::printf(
+      "  multiply-adds per image: %.4f G counting samplers as the paper (dense, %.1f%% "
+      "fewer than the baseline's %.4f G), %.4f G as they run (banded, %.1f%% fewer)\n",
+      cost.paper() / 1e9, 100 * (1 - cost.paper() / base_macs), base_macs / 1e9,
+      cost.banded() / 1e9, 100 * (1 - cost.banded() / base_macs));
+  std::printf(
+      "  data: %lld training, %lld test images from %s; %d threads, seed %llu, batch "
+      "%lld, lr %g\n",
+      static_cast<long long>(train.size()), static_cast<long long>(test.size()), a.data.c_str(),
+      a.train.threads, static_cast<unsigned long long>(a.train.seed),
+      static_cast<long long>(a.train.batch), trainer.base_lr());
   std::fflush(stdout);
   const std::string checkpoint = a.out + "/checkpoint.pt";
   if (a.resume) {
@@ -218,20 +223,20 @@ int run(const Args& a) {
     const double eval_s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - eval_start).count();
     trainer.save(checkpoint, train.size());
-    std::printf("epoch %lld/%lld: train loss %.4f acc %.2f%% | test acc %.2f%% | %.1f s "
-                "(%.0f img/s), test %.1f s | %s\n",
-                static_cast<long long>(e + 1), static_cast<long long>(a.train.epochs), s.loss,
-                100 * s.accuracy, 100 * accuracy, s.seconds, s.images_per_second, eval_s,
-                ssb_train::saliency_scales(net).describe().c_str());
+    std::printf(
+        "epoch %lld/%lld: train loss %.4f acc %.2f%% | test acc %.2f%% | %.1f s "
+        "(%.0f img/s), test %.1f s | %s\n",
+        static_cast<long long>(e + 1), static_cast<long long>(a.train.epochs), s.loss,
+        100 * s.accuracy, 100 * accuracy, s.seconds, s.images_per_second, eval_s,
+        ssb_train::saliency_scales(net).describe().c_str());
     std::fflush(stdout);
   }
   if (a.pictures > 0) {
     std::vector<int64_t> index;
     for (int64_t i = 0; i < std::min(a.pictures, test.size()); ++i) index.push_back(i);
-    const auto pictures =
-        ssb_train::write_pictures(net, test, index, a.out, a.train.channels_last);
-    if (pictures.empty()) std::printf("pictures: the %s model has no samplers\n",
-                                      a.train.model.c_str());
+    const auto pictures = ssb_train::write_pictures(net, test, index, a.out, a.train.channels_last);
+    if (pictures.empty())
+      std::printf("pictures: the %s model has no samplers\n", a.train.model.c_str());
     for (const auto& p : pictures) {
       std::printf("wrote %s (block %lld: %lldx%lld -> %lldx%lld, saliency %.4f..%.4f)\n",
                   p.path.c_str(), static_cast<long long>(p.block + 1),
@@ -244,16 +249,19 @@ int run(const Args& a) {
   if (a.latency_runs > 0) {
     const ssb_train::LatencyResult r =
         ssb_train::measure_latency(a.train.threads, 50, 8, 224, 2, a.latency_runs);
-    std::printf("latency, batch 8 at 224x224, %d threads, median of %d runs: ResNet-D-50 %.0f ms, "
-                "SSB-ResNet-D-50 %.0f ms\n",
-                a.train.threads, a.latency_runs, r.baseline_ms, r.ssb_ms);
-    std::printf("  FLOPs ratio SSB/baseline: %.3f (samplers dense, the paper's count: %.3f / "
-                "%.3f G), %.3f (samplers banded, as run: %.3f G)\n",
-                r.flops_ratio_paper(), r.ssb_cost.paper() / 1e9, r.baseline_cost.paper() / 1e9,
-                r.flops_ratio_banded(), r.ssb_cost.banded() / 1e9);
-    std::printf("  latency ratio SSB/baseline: %.3f (target <= FLOPs ratio + 0.05 = %.3f with the "
-                "paper's count); samplers: %.1f%% of the SSB network's time\n",
-                r.latency_ratio(), r.flops_ratio_paper() + 0.05, 100 * r.sampler_share);
+    std::printf(
+        "latency, batch 8 at 224x224, %d threads, median of %d runs: ResNet-D-50 %.0f ms, "
+        "SSB-ResNet-D-50 %.0f ms\n",
+        a.train.threads, a.latency_runs, r.baseline_ms, r.ssb_ms);
+    std::printf(
+        "  FLOPs ratio SSB/baseline: %.3f (samplers dense, the paper's count: %.3f / "
+        "%.3f G), %.3f (samplers banded, as run: %.3f G)\n",
+        r.flops_ratio_paper(), r.ssb_cost.paper() / 1e9, r.baseline_cost.paper() / 1e9,
+        r.flops_ratio_banded(), r.ssb_cost.banded() / 1e9);
+    std::printf(
+        "  latency ratio SSB/baseline: %.3f (target <= FLOPs ratio + 0.05 = %.3f with the "
+        "paper's count); samplers: %.1f%% of the SSB network's time\n",
+        r.latency_ratio(), r.flops_ratio_paper() + 0.05, 100 * r.sampler_share);
   }
   std::printf("total %.1f s\n",
               std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());

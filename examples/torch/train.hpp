@@ -191,8 +191,8 @@ struct ScaleStats {
                            all_mean_abs, all_max_abs, static_cast<long long>(layers));
     at += std::snprintf(text + at, sizeof text - size_t(at), " layers; per group mean/max");
     for (size_t g = 0; g < mean_abs.size(); ++g) {
-      at += std::snprintf(text + at, sizeof text - size_t(at), " %.4f/%.4f", mean_abs[g],
-                          max_abs[g]);
+      at +=
+          std::snprintf(text + at, sizeof text - size_t(at), " %.4f/%.4f", mean_abs[g], max_abs[g]);
     }
     return text;
   }
@@ -278,7 +278,8 @@ class Trainer {
     int64_t printed_tenth = 0;
     for (int64_t step = 0; step < steps; ++step) {
       const int64_t* index = order.data() + step * options_.batch;
-      const at::Tensor images = prepare(make_batch(train, index, options_.batch, &rng, options_.pad));
+      const at::Tensor images =
+          prepare(make_batch(train, index, options_.batch, &rng, options_.pad));
       const at::Tensor labels = label_tensor(train, index, options_.batch);
       const double lr = lr_at(epoch * steps + step, options_.epochs * steps);
       for (auto& group : optimizer_->param_groups()) {
@@ -383,13 +384,14 @@ class Trainer {
     constexpr int width = 30;
     const int filled = int(width * step / steps);
     const double eta = rate > 0 ? double((steps - step) * options_.batch) / rate : 0;
-    std::fprintf(stderr, "%sepoch %lld/%lld [%.*s%*s] %lld/%lld loss %.4f acc %.2f%% %.0f img/s "
+    std::fprintf(stderr,
+                 "%sepoch %lld/%lld [%.*s%*s] %lld/%lld loss %.4f acc %.2f%% %.0f img/s "
                  "%.0fs eta %.0fs%s",
                  in_place ? "\r" : "", static_cast<long long>(epoch + 1),
                  static_cast<long long>(options_.epochs), filled,
-                 "==============================", width - filled, "",
-                 static_cast<long long>(step), static_cast<long long>(steps), loss,
-                 100 * accuracy, rate, elapsed, eta, in_place ? "" : "\n");
+                 "==============================", width - filled, "", static_cast<long long>(step),
+                 static_cast<long long>(steps), loss, 100 * accuracy, rate, elapsed, eta,
+                 in_place ? "" : "\n");
     std::fflush(stderr);
   }
 

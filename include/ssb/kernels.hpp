@@ -206,7 +206,6 @@ SSB_HOST_DEVICE inline void sum_rows(const AxisImage<T>& a, int k0, int k1, cons
   }
 }
 
-
 #if defined(SSB_VECTOR_EXTENSIONS)
 // inner[v] = sum_{k = ky0 .. ky1-1} wy_k * column[source_y(k) * row_stride + v * lanes ...], from
 // the first term (ky0 < ky1).
@@ -235,7 +234,7 @@ inline void y_sum_block(const AxisImage<T>& ay, int ky0, int ky1, const T* colum
 // One destination pixel of channels-last maps, Count channels known at compile time (or `count`
 // when Count is 0) held in registers (GCC/Clang vector extensions where available): for each x
 // segment l the y sum
-//     inner[c] = sum_{k = ky0 .. ky1-1} wy_k * image[source_y(k) * row_stride + source_x(l) * C + c]
+//     inner[c] = sum_{k = ky0 .. ky1-1} wy_k * image[source_y(k) * row_stride + source_x(l) * C+c]
 // then acc[c] = sum_l wx_l * inner[c], both from the first term, and out[c] = scale * acc[c].
 // Non-empty ranges only.
 template <Direction D, int Count, class T>

@@ -4,8 +4,8 @@
 
 #include <cmath>
 #include <cstdint>
-#include <limits>
 #include <iomanip>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <vector>

@@ -83,22 +83,31 @@ void launch_gather(const Exec& exec, const Weights<T>& w, const FeatureMap<const
       const int channels = src.channels;
       if (channel_tile_fits(w)) {
         const int blocks = (channels + channel_block - 1) / channel_block;
-        launcher<Exec>::for_each(exec, std::int64_t(w.batch) * blocks, [&](std::int64_t t) {
-          gather_channel_tile<D>(w, src, dst, int(t / blocks), int(t % blocks) * channel_block,
-                                 scale, thread_scratch<T>(scratch));
-        }, launch_work(src, dst));
+        launcher<Exec>::for_each(
+            exec, std::int64_t(w.batch) * blocks,
+            [&](std::int64_t t) {
+              gather_channel_tile<D>(w, src, dst, int(t / blocks), int(t % blocks) * channel_block,
+                                     scale, thread_scratch<T>(scratch));
+            },
+            launch_work(src, dst));
       } else {
-        launcher<Exec>::for_each(exec, std::int64_t(w.batch) * channels, [&](std::int64_t p) {
-          gather_plane<D>(w, src, dst, int(p / channels), int(p % channels), scale,
-                          thread_scratch<T>(scratch));
-        }, launch_work(src, dst));
+        launcher<Exec>::for_each(
+            exec, std::int64_t(w.batch) * channels,
+            [&](std::int64_t p) {
+              gather_plane<D>(w, src, dst, int(p / channels), int(p % channels), scale,
+                              thread_scratch<T>(scratch));
+            },
+            launch_work(src, dst));
       }
       return;
     }
     const int height = D == Direction::forward ? w.out_height() : w.in_height();
-    launcher<Exec>::for_each(exec, std::int64_t(w.batch) * height, [&](std::int64_t r) {
-      gather_row<D>(w, src, dst, int(r / height), int(r % height), scale);
-    }, launch_work(src, dst));
+    launcher<Exec>::for_each(
+        exec, std::int64_t(w.batch) * height,
+        [&](std::int64_t r) {
+          gather_row<D>(w, src, dst, int(r / height), int(r % height), scale);
+        },
+        launch_work(src, dst));
   });
 }
 
@@ -114,38 +123,51 @@ void launch_pair_dots(const Exec& exec, const Weights<T>& w, const FeatureMap<co
     constexpr Direction D = decltype(dir)::value;
     if (src.layout != Layout::nchw || other.layout != Layout::nchw) {
       const int height = D == Direction::forward ? w.out_height() : w.in_height();
-      launcher<Exec>::for_each(exec, std::int64_t(w.batch) * height, [&](std::int64_t r) {
-        const int n = int(r / height);
-        const PairDots<T> pair{other, dots + n * per_image, cap_x};
-        row_pair_dots<D>(w.y.image(n), w.x.image(n), src, pair, n, int(r % height));
-      }, launch_work(src, other));
+      launcher<Exec>::for_each(
+          exec, std::int64_t(w.batch) * height,
+          [&](std::int64_t r) {
+            const int n = int(r / height);
+            const PairDots<T> pair{other, dots + n * per_image, cap_x};
+            row_pair_dots<D>(w.y.image(n), w.x.image(n), src, pair, n, int(r % height));
+          },
+          launch_work(src, other));
       return;
     }
     if (channel_tile_fits(w)) {
       const int blocks = (src.channels + channel_block - 1) / channel_block;
       const std::size_t scratch = plane_scratch_size<D>(w);
       std::vector<T> partial(std::size_t(w.batch) * std::size_t(blocks) * std::size_t(per_image));
-      launcher<Exec>::for_each(exec, std::int64_t(w.batch) * blocks, [&](std::int64_t t) {
-        channel_tile_pair_dots<D>(w, src, other, int(t / blocks), int(t % blocks) * channel_block,
-                                  partial.data() + t * per_image, thread_scratch<T>(scratch));
-      }, launch_work(src, other));
-      launcher<Exec>::for_each(exec, w.batch, [&](std::int64_t n) {
-        T* out = dots + n * per_image;
-        const T* first = partial.data() + n * blocks * per_image;
-        for (std::int64_t e = 0; e < per_image; ++e) out[e] = first[e];
-        for (int b = 1; b < blocks; ++b) {
-          const T* block = first + b * per_image;
-          for (std::int64_t e = 0; e < per_image; ++e) out[e] += block[e];
-        }
-      }, std::int64_t(partial.size()));
+      launcher<Exec>::for_each(
+          exec, std::int64_t(w.batch) * blocks,
+          [&](std::int64_t t) {
+            channel_tile_pair_dots<D>(w, src, other, int(t / blocks),
+                                      int(t % blocks) * channel_block,
+                                      partial.data() + t * per_image, thread_scratch<T>(scratch));
+          },
+          launch_work(src, other));
+      launcher<Exec>::for_each(
+          exec, w.batch,
+          [&](std::int64_t n) {
+            T* out = dots + n * per_image;
+            const T* first = partial.data() + n * blocks * per_image;
+            for (std::int64_t e = 0; e < per_image; ++e) out[e] = first[e];
+            for (int b = 1; b < blocks; ++b) {
+              const T* block = first + b * per_image;
+              for (std::int64_t e = 0; e < per_image; ++e) out[e] += block[e];
+            }
+          },
+          std::int64_t(partial.size()));
       return;
     }
-    launcher<Exec>::for_each(exec, std::int64_t(w.batch) * cap_y, [&](std::int64_t t) {
-      const int n = int(t / cap_y), k = int(t % cap_y);
-      if (k < w.y.image(n).count()) {
-        plane_pair_dots<D>(w, src, other, n, k, dots + (std::int64_t(n) * cap_y + k) * cap_x);
-      }
-    }, launch_work(src, other));
+    launcher<Exec>::for_each(
+        exec, std::int64_t(w.batch) * cap_y,
+        [&](std::int64_t t) {
+          const int n = int(t / cap_y), k = int(t % cap_y);
+          if (k < w.y.image(n).count()) {
+            plane_pair_dots<D>(w, src, other, n, k, dots + (std::int64_t(n) * cap_y + k) * cap_x);
+          }
+        },
+        launch_work(src, other));
   });
 }
 
@@ -155,20 +177,23 @@ void launch_segment_grads(const Exec& exec, const Weights<T>& w, const T* dots,
                           const WeightsGrad<T>& d_weights, T scale) {
   const int cap_y = w.y.capacity(), cap_x = w.x.capacity();
   const std::int64_t per_image = std::int64_t(cap_y) + cap_x;
-  launcher<Exec>::for_each(exec, std::int64_t(w.batch) * per_image, [&](std::int64_t s) {
-    const int n = int(s / per_image), k = int(s % per_image);
-    const AxisImage<T> ay = w.y.image(n), ax = w.x.image(n);
-    const T* image_dots = dots + std::int64_t(n) * cap_y * cap_x;
-    if (k < cap_y) {
-      if (k < ay.count()) {
-        d_weights.y[std::int64_t(n) * cap_y + k] +=
-            segment_grad<true>(ax, image_dots, cap_x, k, scale);
-      }
-    } else if (k - cap_y < ax.count()) {
-      d_weights.x[std::int64_t(n) * cap_x + (k - cap_y)] +=
-          segment_grad<false>(ay, image_dots, cap_x, k - cap_y, scale);
-    }
-  }, 2 * std::int64_t(w.batch) * cap_y * cap_x);
+  launcher<Exec>::for_each(
+      exec, std::int64_t(w.batch) * per_image,
+      [&](std::int64_t s) {
+        const int n = int(s / per_image), k = int(s % per_image);
+        const AxisImage<T> ay = w.y.image(n), ax = w.x.image(n);
+        const T* image_dots = dots + std::int64_t(n) * cap_y * cap_x;
+        if (k < cap_y) {
+          if (k < ay.count()) {
+            d_weights.y[std::int64_t(n) * cap_y + k] +=
+                segment_grad<true>(ax, image_dots, cap_x, k, scale);
+          }
+        } else if (k - cap_y < ax.count()) {
+          d_weights.x[std::int64_t(n) * cap_x + (k - cap_y)] +=
+              segment_grad<false>(ay, image_dots, cap_x, k - cap_y, scale);
+        }
+      },
+      2 * std::int64_t(w.batch) * cap_y * cap_x);
 }
 
 // The backward of one sampler: the gather of `upstream` in `direction` into `d_data` (may be
@@ -275,27 +300,33 @@ void compute_weights(const Exec& exec, SaliencyMap<S> saliency, int out_h, int o
   const std::size_t per_image = std::size_t(H) + std::size_t(W) + 1;
   std::vector<double> masses(std::size_t(s.batch) * per_image);
   std::vector<detail::SaliencyCheck> checks(std::size_t(s.batch));
-  detail::launcher<Exec>::for_each(exec, s.batch, [&](std::int64_t n) {
-    checks[std::size_t(n)] =
-        detail::check_saliency_image(s, int(n), masses.data() + std::size_t(n) * per_image);
-  }, std::int64_t(s.size()));
+  detail::launcher<Exec>::for_each(
+      exec, s.batch,
+      [&](std::int64_t n) {
+        checks[std::size_t(n)] =
+            detail::check_saliency_image(s, int(n), masses.data() + std::size_t(n) * per_image);
+      },
+      std::int64_t(s.size()));
   for (int n = 0; n < s.batch; ++n) {
     const auto& c = checks[std::size_t(n)];
     if (c.position >= 0 || c.sum_overflows) detail::fail_saliency(verb, s, n, c);
   }
-  detail::launcher<Exec>::for_each(exec, s.batch, [&](std::int64_t n) {
-    const double* m = masses.data() + std::size_t(n) * per_image;
-    for (int h = 0; h < H; ++h) weights.y.mass[n * H + h] = m[h];
-    for (int w = 0; w < W; ++w) weights.x.mass[n * W + w] = m[H + w];
-    weights.total[n] = m[H + W];
-    for (const AxisSegments<T>* a : {&weights.y, &weights.x}) {
-      const std::int64_t k0 = n * a->capacity();
-      detail::segment_walk(a->mass + n * a->in_size, a->mass_total(weights.total, int(n)),
-                           a->in_size, a->out_size, a->weight + k0, a->out_index + k0,
-                           a->in_index + k0, a->flags + k0, a->out_begin + n * (a->out_size + 1),
-                           a->in_begin + n * (a->in_size + 1));
-    }
-  }, std::int64_t(s.batch) * (H + W + out_h + out_w) * 16);  // a few dozen operations a segment
+  detail::launcher<Exec>::for_each(
+      exec, s.batch,
+      [&](std::int64_t n) {
+        const double* m = masses.data() + std::size_t(n) * per_image;
+        for (int h = 0; h < H; ++h) weights.y.mass[n * H + h] = m[h];
+        for (int w = 0; w < W; ++w) weights.x.mass[n * W + w] = m[H + w];
+        weights.total[n] = m[H + W];
+        for (const AxisSegments<T>* a : {&weights.y, &weights.x}) {
+          const std::int64_t k0 = n * a->capacity();
+          detail::segment_walk(
+              a->mass + n * a->in_size, a->mass_total(weights.total, int(n)), a->in_size,
+              a->out_size, a->weight + k0, a->out_index + k0, a->in_index + k0, a->flags + k0,
+              a->out_begin + n * (a->out_size + 1), a->in_begin + n * (a->in_size + 1));
+        }
+      },
+      std::int64_t(s.batch) * (H + W + out_h + out_w) * 16);  // a few dozen operations a segment
 }
 
 // Eq. 8: xr (N x Hr x Wr x C) = Hr*Wr * Gy X Gx^T, per image and channel. Any layouts.
@@ -391,9 +422,12 @@ void compute_weights_backward(const Exec& exec, SaliencyMap<S> saliency, const W
                              count);
   }
   detail::check_outside_workspace(verb, "d_saliency", d_saliency.data, d_saliency.size(), weights);
-  detail::launcher<Exec>::for_each(exec, weights.batch, [&](std::int64_t n) {
-    detail::saliency_grad_image(weights, d_weights, d_saliency.data, int(n));
-  }, std::int64_t(saliency.size()));
+  detail::launcher<Exec>::for_each(
+      exec, weights.batch,
+      [&](std::int64_t n) {
+        detail::saliency_grad_image(weights, d_weights, d_saliency.data, int(n));
+      },
+      std::int64_t(saliency.size()));
 }
 
 }  // namespace ssb
