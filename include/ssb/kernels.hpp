@@ -293,9 +293,9 @@ SSB_HOST_DEVICE inline void gather_pixel_block(const AxisImage<T>& ay, const Axi
 // Destination row (n, a) of channels-last maps (src and dst NHWC): every destination pixel by
 // gather_pixel_block, pixel_block channels at a time. A source pixel shared by neighbouring
 // destination pixels is re-read from cache; nothing is staged in scratch. (Measured against a
-// separable body, y sums of whole rows into scratch then x sums, and against walking one channel
-// block along the whole row: this order was faster on every bench shape, most for
-// sample_inverse.)
+// separable body, y sums of whole rows into scratch then x sums: faster on the bench shapes, most
+// for sample_inverse, except sample 128x128 -> 72, about 1.2x slower single-threaded; walking one
+// channel block along the whole row was about 2x slower.)
 template <Direction D, class T>
 SSB_HOST_DEVICE inline void gather_row_nhwc(const AxisImage<T>& ay, const AxisImage<T>& ax,
                                             const FeatureMap<const T>& src,
