@@ -638,12 +638,13 @@ TEST_CASE_TEMPLATE("maps inside the weights' workspace and half-made weights are
       {"ssb::sample_backward: ", "d_weights overlaps", *in_ws.begin()});
 
   // Weights with one array missing, as a hand-made view would be.
-  for (int which = 0; which < 4; ++which) {
+  for (int which = 0; which < 5; ++which) {
     ssb::Weights<T> broken = p.w;
     if (which == 0) broken.y.out_begin = nullptr;
     if (which == 1) broken.x.in_index = nullptr;
     if (which == 2) broken.gradient_scratch = nullptr;
     if (which == 3) broken.y.mass = nullptr;
+    if (which == 4) broken.status = nullptr;
     CAPTURE(which);
     p.expect_untouched([&] { ssb::sample(e, broken, p.in(p.x), p.out(p.xr)); },
                        {"ssb::sample: ", "weights is empty"});

@@ -160,6 +160,28 @@ SSB_HOST_DEVICE inline T pair_dot(const T* a, std::int64_t sa, const T* b, std::
   return lane[0];
 }
 
+// One destination element, unscaled: for each x segment l in [kx0, kx1) the y sum
+//     inner = sum_{k = ky0 .. ky1-1} wy_k * load(source_y(k), source_x(l))
+// then acc = sum_l wx_l * inner, both from the first term (0 for an empty range), in Acc.
+// `load(sy, sx)` returns the source element of the channel being gathered, converted to Acc. The
+// order of the file comment, so it gives the bits of the blocked bodies; the per-element form of
+// the GPU backends and of the mixed-layout host path.
+template <Direction D, class Acc, class W, class Load>
+SSB_HOST_DEVICE inline Acc gather_element(const AxisImage<W>& ay, const AxisImage<W>& ax, int ky0,
+                                          int ky1, int kx0, int kx1, const Load& load) {
+  Acc acc = Acc(0);
+  for (int l = kx0; l < kx1; ++l) {
+    const int sx = source_index<D>(ax, l);
+    Acc inner = Acc(0);
+    for (int k = ky0; k < ky1; ++k) {
+      const Acc v = load(source_index<D>(ay, k), sx);
+      inner = k == ky0 ? Acc(ay.weight[k]) * v : inner + Acc(ay.weight[k]) * v;
+    }
+    acc = l == kx0 ? Acc(ax.weight[l]) * inner : acc + Acc(ax.weight[l]) * inner;
+  }
+  return acc;
+}
+
 // Destination pixel (n, a, b) of maps in any layouts, one channel at a time (the general path,
 // for mixed layouts).
 template <Direction D, class T>
@@ -172,17 +194,9 @@ SSB_HOST_DEVICE inline void gather_pixel_strided(const AxisImage<T>& ay, const A
   const std::int64_t src_cs = src.channel_stride(), dst_cs = dst.channel_stride();
   T* out = dst.data + dst.pixel_offset(n, a, b);
   for (int c = 0; c < src.channels; ++c) {
-    T acc = T(0);
-    for (int l = kx0; l < kx1; ++l) {
-      T inner = T(0);
-      for (int k = ky0; k < ky1; ++k) {
-        const T v = src.data[src.pixel_offset(n, source_index<D>(ay, k), source_index<D>(ax, l)) +
-                             c * src_cs];
-        inner = k == ky0 ? ay.weight[k] * v : inner + ay.weight[k] * v;
-      }
-      acc = l == kx0 ? ax.weight[l] * inner : acc + ax.weight[l] * inner;
-    }
-    out[c * dst_cs] = scale * acc;
+    const T* channel = src.data + c * src_cs;
+    const auto load = [&](int sy, int sx) { return channel[src.pixel_offset(n, sy, sx)]; };
+    out[c * dst_cs] = scale * gather_element<D, T>(ay, ax, ky0, ky1, kx0, kx1, load);
   }
 }
 
@@ -292,10 +306,9 @@ SSB_HOST_DEVICE inline void gather_pixel_block(const AxisImage<T>& ay, const Axi
 
 // Destination row (n, a) of channels-last maps (src and dst NHWC): every destination pixel by
 // gather_pixel_block, pixel_block channels at a time. A source pixel shared by neighbouring
-// destination pixels is re-read from cache; nothing is staged in scratch. (Measured against a
-// separable body, y sums of whole rows into scratch then x sums: faster on the bench shapes, most
-// for sample_inverse, except sample 128x128 -> 72, about 1.2x slower single-threaded; walking one
-// channel block along the whole row was about 2x slower.)
+// destination pixels is re-read from cache; nothing is staged in scratch. (Faster than the
+// separable body below while the rows it walks stay in cache; walking one channel block along the
+// whole row was about 2x slower. gather_row picks between the two.)
 template <Direction D, class T>
 SSB_HOST_DEVICE inline void gather_row_nhwc(const AxisImage<T>& ay, const AxisImage<T>& ax,
                                             const FeatureMap<const T>& src,
@@ -324,6 +337,102 @@ SSB_HOST_DEVICE inline void gather_row_nhwc(const AxisImage<T>& ay, const AxisIm
   }
 }
 
+// One destination pixel of the separable body: out[c] = scale * sum_{l = kx0 .. kx1-1} wx_l *
+// row[source_x(l) * C + c] from the first term, `row` holding the y sums of whole source rows
+// (kx0 < kx1). The y sums are those of gather_pixel_block, so the bits are too.
+template <Direction D, int Count, class T>
+SSB_HOST_DEVICE inline void x_sum_pixel_block(const AxisImage<T>& ax, int kx0, int kx1,
+                                              const T* row, int channels, int count, T scale,
+                                              T* out) {
+#if defined(SSB_VECTOR_EXTENSIONS)
+  constexpr int lanes = int(vector_bytes / sizeof(T));
+  if (Count > 0 && Count % lanes == 0) {
+    typedef typename Vec<T>::type V;
+    constexpr int nv = Count > 0 ? Count / lanes : 1;
+    V acc[nv], x;
+    const T* first = row + std::int64_t(source_index<D>(ax, kx0)) * channels;
+    const T wx0 = ax.weight[kx0];
+    for (int v = 0; v < nv; ++v) {
+      vec_load(x, first + v * lanes);
+      acc[v] = wx0 * x;
+    }
+    for (int l = kx0 + 1; l < kx1; ++l) {
+      const T wx = ax.weight[l];
+      const T* in = row + std::int64_t(source_index<D>(ax, l)) * channels;
+      for (int v = 0; v < nv; ++v) {
+        vec_load(x, in + v * lanes);
+        acc[v] += wx * x;
+      }
+    }
+    for (int v = 0; v < nv; ++v) {
+      acc[v] *= scale;
+      vec_store(out + v * lanes, acc[v]);
+    }
+    return;
+  }
+#endif
+  const int cn = Count > 0 ? Count : count;
+  T acc[pixel_block<T>()];
+  const T* first = row + std::int64_t(source_index<D>(ax, kx0)) * channels;
+  for (int c = 0; c < cn; ++c) acc[c] = ax.weight[kx0] * first[c];
+  for (int l = kx0 + 1; l < kx1; ++l) {
+    const T wx = ax.weight[l];
+    const T* in = row + std::int64_t(source_index<D>(ax, l)) * channels;
+    for (int c = 0; c < cn; ++c) acc[c] += wx * in[c];
+  }
+  for (int c = 0; c < cn; ++c) out[c] = scale * acc[c];
+}
+
+// When gather_row takes the separable body: forward gathers (sample, d_y) of source rows at least
+// SSB_NHWC_SEPARABLE_MIN_WIDTH pixels wide with at most SSB_NHWC_SEPARABLE_MAX_CHANNEL_BYTES per
+// pixel. Measured on the bench shapes (2-core AVX-512 EPYC, 2 threads, medians of 4 runs), the
+// separable body took 0.58x (128x128x512 -> 72), 0.78-0.83x (24-32 wide, 512 channels) the
+// per-pixel body's time, but 1.2-1.6x on 1024 and 2048 channels and on narrow rows, and
+// 1.1-1.4x for inverse gathers on all but the COCO shapes. Tune per machine with the macros.
+#ifndef SSB_NHWC_SEPARABLE_MIN_WIDTH
+#define SSB_NHWC_SEPARABLE_MIN_WIDTH 24
+#endif
+#ifndef SSB_NHWC_SEPARABLE_MAX_CHANNEL_BYTES
+#define SSB_NHWC_SEPARABLE_MAX_CHANNEL_BYTES 2048
+#endif
+
+// Destination row (n, a) of channels-last maps, separably: the y sums of whole source rows,
+// row[w][c] = sum_{k in range_y(a)} wy_k src[n, source_y(k), w, c] (one long contiguous loop per
+// segment, sum_rows), then the x sums per destination pixel from `row` (src.width * src.channels
+// elements of scratch). The same sums in the same order as gather_row_nhwc: the same bits.
+template <Direction D, class T>
+SSB_HOST_DEVICE inline void gather_row_nhwc_separable(const AxisImage<T>& ay,
+                                                      const AxisImage<T>& ax,
+                                                      const FeatureMap<const T>& src,
+                                                      const FeatureMap<T>& dst, int n, int a,
+                                                      T scale, T* row) {
+  const int ky0 = range_begin<D>(ay, a), ky1 = range_begin<D>(ay, a + 1);
+  const int channels = src.channels;
+  const std::int64_t row_size = std::int64_t(src.width) * channels;
+  const int dst_w = D == Direction::forward ? ax.out_size : ax.in_size;
+  T* out = dst.data + dst.pixel_offset(n, a, 0);
+  if (ky0 == ky1) {
+    for (std::int64_t e = 0; e < std::int64_t(dst_w) * channels; ++e) out[e] = T(0);
+    return;
+  }
+  sum_rows<D>(ay, ky0, ky1, src.data + src.pixel_offset(n, 0, 0), row_size, row_size, row);
+  for (int b = 0; b < dst_w; ++b, out += channels) {
+    const int kx0 = range_begin<D>(ax, b), kx1 = range_begin<D>(ax, b + 1);
+    if (kx0 == kx1) {
+      for (int c = 0; c < channels; ++c) out[c] = T(0);
+      continue;
+    }
+    int c0 = 0;
+    for (; c0 + pixel_block<T>() <= channels; c0 += pixel_block<T>()) {
+      x_sum_pixel_block<D, pixel_block<T>()>(ax, kx0, kx1, row + c0, channels, pixel_block<T>(),
+                                             scale, out + c0);
+    }
+    if (c0 < channels) {
+      x_sum_pixel_block<D, 0>(ax, kx0, kx1, row + c0, channels, channels - c0, scale, out + c0);
+    }
+  }
+}
+
 // The pair dots of destination row (n, a) (file comment), for maps in any layouts.
 template <Direction D, class T>
 SSB_HOST_DEVICE inline void row_pair_dots(const AxisImage<T>& ay, const AxisImage<T>& ax,
@@ -348,14 +457,22 @@ SSB_HOST_DEVICE inline void row_pair_dots(const AxisImage<T>& ay, const AxisImag
   }
 }
 
-// Destination row (n, a) of maps that are not all NCHW (those have planar.hpp): the separable
-// NHWC body when src and dst are NHWC, the per-channel one otherwise.
+// Destination row (n, a) of maps that are not all NCHW (those have planar.hpp): for src and dst
+// NHWC the per-pixel body, or the separable one (into `row`: src.width * src.channels elements)
+// for the forward gathers of wide rows (above); the per-channel body otherwise.
 template <Direction D, class T>
 SSB_HOST_DEVICE inline void gather_row(const Weights<T>& weights, const FeatureMap<const T>& src,
-                                       const FeatureMap<T>& dst, int n, int a, T scale) {
+                                       const FeatureMap<T>& dst, int n, int a, T scale, T* row) {
   const AxisImage<T> ay = weights.y.image(n), ax = weights.x.image(n);
   if (src.layout == Layout::nhwc && dst.layout == Layout::nhwc) {
-    gather_row_nhwc<D>(ay, ax, src, dst, n, a, scale);
+    const bool separable = D == Direction::forward && src.width >= SSB_NHWC_SEPARABLE_MIN_WIDTH &&
+                           std::int64_t(src.channels) * std::int64_t(sizeof(T)) <=
+                               std::int64_t(SSB_NHWC_SEPARABLE_MAX_CHANNEL_BYTES);
+    if (separable) {
+      gather_row_nhwc_separable<D>(ay, ax, src, dst, n, a, scale, row);
+    } else {
+      gather_row_nhwc<D>(ay, ax, src, dst, n, a, scale);
+    }
   } else {
     const int dst_w = D == Direction::forward ? ax.out_size : ax.in_size;
     for (int b = 0; b < dst_w; ++b) gather_pixel_strided<D>(ay, ax, src, dst, n, a, b, scale);

@@ -15,6 +15,8 @@
 //     x: the same with W, Wr
 //     total[N] double                     sum of each saliency map (0: uniform fallback)
 //     gradient_scratch[N][H+1 + W+1]      double, used by compute_weights_backward only
+//     status[N]                           int64: -1 once image n's weights are made, 0 before;
+//                                         the GPU backends put 1 + a bad value's position there
 // with Ky = H + Hr - 1 and Kx = W + Wr - 1 (the capacity: slots k >= K are unused).
 #pragma once
 
@@ -88,13 +90,18 @@ struct Weights {
   AxisSegments<T> x;  // Wr x W
   double* total = nullptr;
   double* gradient_scratch = nullptr;
+  // Per image: -1 when compute_weights made its weights (0 in a zeroed, never-filled workspace).
+  // The GPU backends, which check the saliency values on the device, store 1 + h*W + w of the
+  // first bad value there (1 + H*W when a sum overflows) and leave the segments unwritten; see
+  // check_weights_status in ssb/detail/gpu_verbs.hpp.
+  std::int64_t* status = nullptr;
   void* workspace = nullptr;  // the memory all of the above lives in
   std::size_t workspace_bytes = 0;
 
-  int in_height() const { return y.in_size; }
-  int in_width() const { return x.in_size; }
-  int out_height() const { return y.out_size; }
-  int out_width() const { return x.out_size; }
+  SSB_HOST_DEVICE int in_height() const { return y.in_size; }
+  SSB_HOST_DEVICE int in_width() const { return x.in_size; }
+  SSB_HOST_DEVICE int out_height() const { return y.out_size; }
+  SSB_HOST_DEVICE int out_width() const { return x.out_size; }
 };
 
 // Gradient of a loss with respect to every segment weight, same slots as Weights<T>::weight:
@@ -130,7 +137,7 @@ inline void check_positive(const char* verb, const char* name, long long value) 
 struct WorkspaceLayout {
   std::size_t y_weight, y_out_index, y_in_index, y_flags, y_out_begin, y_in_begin, y_mass;
   std::size_t x_weight, x_out_index, x_in_index, x_flags, x_out_begin, x_in_begin, x_mass;
-  std::size_t total, gradient_scratch, bytes;
+  std::size_t total, gradient_scratch, status, bytes;
 };
 
 template <class T>
@@ -176,6 +183,7 @@ WorkspaceLayout workspace_layout(const char* verb, int batch, int in_h, int in_w
   layout.total = take(n, sizeof(double));
   layout.gradient_scratch =
       take(n * (std::size_t(in_h) + 1 + std::size_t(in_w) + 1), sizeof(double));
+  layout.status = take(n, sizeof(std::int64_t));
   layout.bytes = at;
   return layout;
 }
@@ -228,6 +236,7 @@ Weights<T> weights_view(void* workspace, std::size_t workspace_bytes, int batch,
   w.x.mass = static_cast<double*>(at(layout.x_mass));
   w.total = static_cast<double*>(at(layout.total));
   w.gradient_scratch = static_cast<double*>(at(layout.gradient_scratch));
+  w.status = static_cast<std::int64_t*>(at(layout.status));
   w.workspace = workspace;
   w.workspace_bytes = layout.bytes;
   return w;
@@ -244,7 +253,7 @@ void check_weights(const char* verb, const Weights<T>& w) {
            a.in_begin != nullptr && a.mass != nullptr;
   };
   if (w.batch <= 0 || !axis_ok(w.y) || !axis_ok(w.x) || w.total == nullptr ||
-      w.gradient_scratch == nullptr || w.workspace == nullptr) {
+      w.gradient_scratch == nullptr || w.status == nullptr || w.workspace == nullptr) {
     fail(std::string(verb) + ": weights is empty; make it with ssb::weights_view");
   }
 }

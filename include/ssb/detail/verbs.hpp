@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <type_traits>
 #include <vector>
 
@@ -72,7 +73,8 @@ void with_direction(Direction direction, F&& f) {
 
 // Every destination element of a gather (kernels.hpp, planar.hpp). All-NCHW maps: one call per
 // (image, block of channel_block planes) through channels-last tiles when they fit, else one per
-// plane. Otherwise one call per (image, destination row).
+// plane. Otherwise one call per (image, destination row), with a source row of scratch for the
+// separable NHWC body.
 template <class Exec, class T>
 void launch_gather(const Exec& exec, const Weights<T>& w, const FeatureMap<const T>& src,
                    const FeatureMap<T>& dst, Direction direction, T scale) {
@@ -102,10 +104,12 @@ void launch_gather(const Exec& exec, const Weights<T>& w, const FeatureMap<const
       return;
     }
     const int height = D == Direction::forward ? w.out_height() : w.in_height();
+    const std::size_t row = std::size_t(src.width) * std::size_t(src.channels);
     launcher<Exec>::for_each(
         exec, std::int64_t(w.batch) * height,
         [&](std::int64_t r) {
-          gather_row<D>(w, src, dst, int(r / height), int(r % height), scale);
+          gather_row<D>(w, src, dst, int(r / height), int(r % height), scale,
+                        thread_scratch<T>(row));
         },
         launch_work(src, dst));
   });
@@ -318,6 +322,7 @@ void compute_weights(const Exec& exec, SaliencyMap<S> saliency, int out_h, int o
         for (int h = 0; h < H; ++h) weights.y.mass[n * H + h] = m[h];
         for (int w = 0; w < W; ++w) weights.x.mass[n * W + w] = m[H + w];
         weights.total[n] = m[H + W];
+        weights.status[n] = -1;
         for (const AxisSegments<T>* a : {&weights.y, &weights.x}) {
           const std::int64_t k0 = n * a->capacity();
           detail::segment_walk(
@@ -415,11 +420,13 @@ void compute_weights_backward(const Exec& exec, SaliencyMap<S> saliency, const W
   detail::check_grid(verb, "d_saliency", d_saliency, weights.batch, weights.in_height(),
                      weights.in_width(), "input");
   detail::check_weights_grad(verb, "d_weights", d_weights, weights);
-  for (const T* g : {d_weights.y, d_weights.x}) {
-    const std::int64_t count = std::int64_t(weights.batch) *
-                               (g == d_weights.y ? d_weights.capacity_y : d_weights.capacity_x);
-    detail::check_no_overlap(verb, "d_saliency", d_saliency.data, d_saliency.size(), "d_weights", g,
-                             count);
+  // (An array, not a braced list: nvcc's host pass mistranslates a range-for over one.)
+  const T* const grads[2] = {d_weights.y, d_weights.x};
+  const std::int64_t counts[2] = {std::int64_t(weights.batch) * d_weights.capacity_y,
+                                  std::int64_t(weights.batch) * d_weights.capacity_x};
+  for (int i = 0; i < 2; ++i) {
+    detail::check_no_overlap(verb, "d_saliency", d_saliency.data, d_saliency.size(), "d_weights",
+                             grads[i], counts[i]);
   }
   detail::check_outside_workspace(verb, "d_saliency", d_saliency.data, d_saliency.size(), weights);
   detail::launcher<Exec>::for_each(
