@@ -1,0 +1,149 @@
+// CUDA-only checks: device-pointer and saliency errors, bitwise determinism, the weights' bits
+// against the serial backend, and half / bfloat16 storage against a float reference. (The shared
+// test bodies run on the CUDA backend through test::cuda_mirror.)
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "support.hpp"
+
+namespace {
+
+test::ReducedInputs make_inputs(std::mt19937& rng, int n, int h, int w, int c, int hr, int wr) {
+  test::ReducedInputs in;
+  in.n = n, in.h = h, in.w = w, in.c = c, in.hr = hr, in.wr = wr;
+  const auto s = test::smooth_saliency<float>(rng, n, h, w);
+  in.saliency = s.data;
+  in.x = test::random_tensor<float>(rng, n, h, w, c, test::Layout::nhwc).data;
+  in.y = test::random_tensor<float>(rng, n, hr, wr, c, test::Layout::nhwc).data;
+  in.d_xr = test::random_tensor<float>(rng, n, hr, wr, c, test::Layout::nhwc).data;
+  in.d_z = test::random_tensor<float>(rng, n, h, w, c, test::Layout::nhwc).data;
+  return in;
+}
+
+template <class T>
+test::Tensor<T> tensor(const std::vector<T>& data, int n, int h, int w, int c,
+                       test::Layout layout) {
+  test::Tensor<T> t(n, h, w, c, layout);
+  t.data = data;
+  return t;
+}
+
+// The serial float reference of one layer (the outputs of test::ReducedRun) on `in`.
+test::ReducedRun serial_reference(const test::ReducedInputs& in) {
+  const ssb::serial exec{};
+  test::Saliency<float> s(in.n, in.h, in.w);
+  s.data = in.saliency;
+  ssb::HostWeights<float> w(in.n, in.h, in.w, in.hr, in.wr);
+  ssb::compute_weights(exec, s.view(), in.hr, in.wr, w);
+  const auto L = test::Layout::nhwc;
+  const auto x = tensor(in.x, in.n, in.h, in.w, in.c, L);
+  const auto y = tensor(in.y, in.n, in.hr, in.wr, in.c, L);
+  const auto d_xr = tensor(in.d_xr, in.n, in.hr, in.wr, in.c, L);
+  const auto d_z = tensor(in.d_z, in.n, in.h, in.w, in.c, L);
+  test::Tensor<float> xr(in.n, in.hr, in.wr, in.c, L), z(in.n, in.h, in.w, in.c, L),
+      d_x(in.n, in.h, in.w, in.c, L), d_y(in.n, in.hr, in.wr, in.c, L);
+  ssb::HostWeightsGrad<float> dw(w);
+  test::Saliency<float> ds(in.n, in.h, in.w);
+  ssb::sample(exec, w, x.cview(), xr.view());
+  ssb::sample_inverse(exec, w, y.cview(), z.view());
+  ssb::sample_backward(exec, w, x.cview(), d_xr.cview(), d_x.view(), dw);
+  ssb::sample_inverse_backward(exec, w, y.cview(), d_z.cview(), d_y.view(), dw);
+  ssb::compute_weights_backward(exec, s.view(), w, dw, ds.mut());
+  test::ReducedRun ref;
+  ref.xr = xr.data, ref.z = z.data, ref.d_x = d_x.data, ref.d_y = d_y.data;
+  ref.d_saliency = ds.data;
+  ref.d_weights = dw.values();
+  return ref;
+}
+
+// |got - ref| <= unit * |ref| (the rounding of the stored result) + k * float eps * scale (float
+// arithmetic in another order), with scale = max(|ref|, 1) elementwise, or max_j |ref_j| for
+// `normwise` (sums that may cancel: the weight and saliency gradients).
+void check_stored(const std::vector<float>& got, const std::vector<float>& ref, double unit,
+                  double k, const char* what, bool normwise = false) {
+  REQUIRE(got.size() == ref.size());
+  const double eps = std::numeric_limits<float>::epsilon();
+  double largest = 0.0;
+  for (float r : ref) largest = std::max(largest, std::abs(double(r)));
+  double worst = 0.0;
+  std::size_t at = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    const double r = ref[i];
+    const double excess = std::abs(double(got[i]) - r) - unit * std::abs(r);
+    const double err = excess / (k * eps * (normwise ? largest : std::max(std::abs(r), 1.0)));
+    if (!(err <= worst)) worst = err, at = i;
+  }
+  INFO(what << ": worst error " << worst << " of the bound at element " << at << " (got " << got[at]
+            << ", expected " << ref[at] << ")");
+  CHECK(worst <= 1.0);
+}
+
+}  // namespace
+
+TEST_CASE("CUDA: host pointers are refused before anything runs") {
+  const std::string message = test::cuda_host_pointer_message();
+  CHECK(message.find("ssb::sample: x is not device-accessible memory") != std::string::npos);
+}
+
+TEST_CASE("CUDA: bad saliency is reported by check_weights_status and writes no segments") {
+  for (float bad :
+       {-1.0f, std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    CAPTURE(bad);
+    const auto result = test::cuda_bad_saliency(bad);
+    CHECK(result.message.find("ssb::compute_weights: saliency[n=1, h=2, w=3]") !=
+          std::string::npos);
+    CHECK(result.segments_untouched);
+  }
+}
+
+TEST_CASE(
+    "CUDA: every verb is bitwise reproducible, and the weights are the serial backend's bits") {
+  std::mt19937 rng(2022);
+  for (test::Layout layout : {test::Layout::nhwc, test::Layout::nchw}) {
+    CAPTURE(ssb::to_string(layout));
+    const auto in = make_inputs(rng, 5, 29, 23, 70, 12, 9);
+    const auto runs = test::cuda_pipeline_twice(in, layout);
+    REQUIRE(runs.size() == 2);
+    CHECK(runs[0].workspace == runs[1].workspace);
+    CHECK(test::bitwise_equal(runs[0].xr, runs[1].xr));
+    CHECK(test::bitwise_equal(runs[0].z, runs[1].z));
+    CHECK(test::bitwise_equal(runs[0].d_x, runs[1].d_x));
+    CHECK(test::bitwise_equal(runs[0].d_y, runs[1].d_y));
+    CHECK(test::bitwise_equal(runs[0].d_weights, runs[1].d_weights));
+    CHECK(test::bitwise_equal(runs[0].d_saliency, runs[1].d_saliency));
+
+    // The weights: masses, totals and segments (everything before the gradient scratch).
+    test::Saliency<float> s(in.n, in.h, in.w);
+    s.data = in.saliency;
+    ssb::HostWeights<float> host(in.n, in.h, in.w, in.hr, in.wr);
+    ssb::compute_weights(ssb::serial{}, s.view(), in.hr, in.wr, host);
+    const auto* base = static_cast<const unsigned char*>(host.workspace());
+    const std::size_t made =
+        std::size_t(reinterpret_cast<const unsigned char*>(host.gradient_scratch) - base);
+    REQUIRE(runs[0].workspace.size() == host.workspace_bytes);
+    CHECK(std::memcmp(runs[0].workspace.data(), base, made) == 0);
+  }
+}
+
+TEST_CASE("CUDA: half and bfloat16 storage against a float reference on the rounded inputs") {
+  std::mt19937 rng(16);
+  struct Case {
+    test::Storage storage;
+    double unit;  // unit roundoff of the storage type
+    const char* name;
+  };
+  for (const Case& c : {Case{test::Storage::half, std::ldexp(1.0, -11), "half"},
+                        Case{test::Storage::bfloat16, std::ldexp(1.0, -8), "bfloat16"}}) {
+    CAPTURE(c.name);
+    const auto run = test::cuda_reduced_run(c.storage, make_inputs(rng, 3, 17, 14, 45, 7, 9));
+    const auto ref = serial_reference(run.rounded);
+    check_stored(run.xr, ref.xr, c.unit, 64, "sample");
+    check_stored(run.z, ref.z, c.unit, 64, "sample_inverse");
+    check_stored(run.d_x, ref.d_x, c.unit, 64, "d_x");
+    check_stored(run.d_y, ref.d_y, c.unit, 64, "d_y");
+    // Weight gradients stay in float (float weights): sums over channels in another order.
+    check_stored(run.d_weights, ref.d_weights, 0.0, 256, "d_weights", true);
+    check_stored(run.d_saliency, ref.d_saliency, c.unit, 256, "d_saliency", true);
+  }
+}

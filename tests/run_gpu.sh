@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The GPU backends on a machine without a GPU: compiles the CUDA backend's tests, benchmarks and
+# header check with nvcc (when a CUDA toolkit is there: /usr/local/cuda or nvcc on PATH), and the
+# HIP backend's test with Debian's hipcc for gfx90a; ctest then runs them, and each reports
+# "skipped" (no CUDA / HIP device), never "passed". On a GPU machine, tests/device/run.sh runs
+# the CUDA tests and benchmarks for real.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! command -v hipcc >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq --no-install-recommends hipcc >/dev/null
+fi
+
+args=()
+targets=()
+tests=()
+[ -x /usr/local/cuda/bin/nvcc ] && export PATH=/usr/local/cuda/bin:$PATH
+if command -v nvcc >/dev/null; then
+  args+=(-DSSB_ENABLE_CUDA=ON -DCMAKE_CUDA_COMPILER="$(command -v nvcc)")
+  targets+=(ssb_tests_cuda ssb_cuda_header_check ssb_bench_cuda)
+  tests+=(cuda_tests)
+else
+  echo "== ssbnet GPU: no nvcc (CUDA toolkit) on this machine: the CUDA backend is not compiled"
+fi
+if command -v hipcc >/dev/null; then
+  args+=(-DSSB_ENABLE_HIP=ON)
+  targets+=(ssb_tests_hip_build)
+  tests+=(hip_tests)
+else
+  echo "== ssbnet GPU: no hipcc on this machine: the HIP backend is not compiled"
+fi
+[ ${#targets[@]} -gt 0 ] || exit 0
+
+dir=build/gpu
+echo "== ssbnet tests: $dir (${targets[*]})"
+cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DSSB_WERROR=ON -DSSB_BUILD_EXAMPLES=OFF "${args[@]}"
+cmake --build "$dir" -j"$(nproc)" --target "${targets[@]}"
+regex=$(IFS='|'; echo "^(${tests[*]})\$")
+ctest --test-dir "$dir" --output-on-failure -R "$regex"
