@@ -31,3 +31,8 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 # The Kokkos backend, on Debian's Kokkos (Serial) and on a Kokkos with OpenMP built from Debian's
 # trilinos sources (cached in ~/.cache/ssbnet).
 bash tests/run_kokkos.sh
+
+# The GPU backends on this GPU-less machine: the CUDA backend's tests and benchmarks compiled by
+# nvcc (when a CUDA toolkit is installed) and the HIP test by Debian's hipcc; ctest reports their
+# tests skipped (no device). tests/device/run.sh runs them on a GPU machine.
+bash tests/run_gpu.sh

@@ -19,7 +19,7 @@ tests=()
 if command -v nvcc >/dev/null; then
   args+=(-DSSB_ENABLE_CUDA=ON -DCMAKE_CUDA_COMPILER="$(command -v nvcc)")
   targets+=(ssb_tests_cuda ssb_cuda_header_check ssb_bench_cuda)
-  tests+=(cuda_tests)
+  tests+=(cuda_tests install_and_consume_cuda)
 else
   echo "== ssbnet GPU: no nvcc (CUDA toolkit) on this machine: the CUDA backend is not compiled"
 fi

@@ -207,45 +207,54 @@ __global__ void walk_kernel(Weights<T> w) {
 
 // dst = scale * the gather of src in direction D (kernels.hpp), one thread per element. A "line"
 // is a run of elements along dst's fastest axis: the channels of one pixel (NHWC) or one row of a
-// plane (NCHW); threadIdx.x walks a line, threadIdx.y picks the line.
+// plane (NCHW). Lines of 32 elements or more: threadIdx.x walks a line, threadIdx.y picks the
+// line. Shorter lines (NCHW maps 4 wide, a few channels): one flat index over all elements, so
+// that no thread of a warp idles.
 template <Direction D, class S, class T>
-__global__ void gather_kernel(Weights<T> w, FeatureMap<const S> src, FeatureMap<S> dst, T scale) {
+__device__ inline void gather_one(const Weights<T>& w, const FeatureMap<const S>& src,
+                                  const FeatureMap<S>& dst, T scale, std::int64_t line, int i) {
   const bool channels_last = dst.layout == Layout::nhwc;
   const int dh = dst.height, dw = dst.width, channels = dst.channels;
-  const int length = channels_last ? channels : dw;
-  const std::int64_t lines =
-      channels_last ? std::int64_t(dst.batch) * dh * dw : std::int64_t(dst.batch) * channels * dh;
-  const std::int64_t src_cs = src.channel_stride(), dst_cs = dst.channel_stride();
+  int n, a, b, c;
+  if (channels_last) {
+    c = i;
+    b = int(line % dw);
+    const std::int64_t rest = line / dw;
+    a = int(rest % dh);
+    n = int(rest / dh);
+  } else {
+    b = i;
+    a = int(line % dh);
+    const std::int64_t rest = line / dh;
+    c = int(rest % channels);
+    n = int(rest / channels);
+  }
+  const AxisImage<T> ay = w.y.image(n), ax = w.x.image(n);
+  const int ky0 = detail::range_begin<D>(ay, a), ky1 = detail::range_begin<D>(ay, a + 1);
+  const int kx0 = detail::range_begin<D>(ax, b), kx1 = detail::range_begin<D>(ax, b + 1);
+  const S* channel = src.data + c * src.channel_stride();
+  const auto load = [&](int sy, int sx) {
+    return T(gpu::widen(channel[src.pixel_offset(n, sy, sx)]));
+  };
+  const T acc = detail::gather_element<D, T>(ay, ax, ky0, ky1, kx0, kx1, load);
+  gpu::narrow(dst.data + dst.pixel_offset(n, a, b) + c * dst.channel_stride(), scale * acc);
+}
+
+template <Direction D, class S, class T>
+__global__ void gather_kernel(Weights<T> w, FeatureMap<const S> src, FeatureMap<S> dst, T scale,
+                              std::int64_t lines, int length, bool flat) {
+  if (flat) {
+    const std::int64_t count = lines * length;
+    for (std::int64_t e = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; e < count;
+         e += std::int64_t(gridDim.x) * blockDim.x) {
+      gather_one<D>(w, src, dst, scale, e / length, int(e % length));
+    }
+    return;
+  }
   for (std::int64_t line = blockIdx.x * std::int64_t(blockDim.y) + threadIdx.y; line < lines;
        line += std::int64_t(gridDim.x) * blockDim.y) {
-    int n, a, b = 0, c = 0;
-    if (channels_last) {
-      b = int(line % dw);
-      const std::int64_t rest = line / dw;
-      a = int(rest % dh);
-      n = int(rest / dh);
-    } else {
-      a = int(line % dh);
-      const std::int64_t rest = line / dh;
-      c = int(rest % channels);
-      n = int(rest / channels);
-    }
-    const AxisImage<T> ay = w.y.image(n), ax = w.x.image(n);
-    const int ky0 = detail::range_begin<D>(ay, a), ky1 = detail::range_begin<D>(ay, a + 1);
-    for (int i = threadIdx.x; i < length; i += blockDim.x) {
-      if (channels_last) {
-        c = i;
-      } else {
-        b = i;
-      }
-      const int kx0 = detail::range_begin<D>(ax, b), kx1 = detail::range_begin<D>(ax, b + 1);
-      const S* channel = src.data + c * src_cs;
-      const auto load = [&](int sy, int sx) {
-        return T(gpu::widen(channel[src.pixel_offset(n, sy, sx)]));
-      };
-      const T acc = detail::gather_element<D, T>(ay, ax, ky0, ky1, kx0, kx1, load);
-      gpu::narrow(dst.data + dst.pixel_offset(n, a, b) + c * dst_cs, scale * acc);
-    }
+    for (int i = threadIdx.x; i < length; i += blockDim.x)
+      gather_one<D>(w, src, dst, scale, line, i);
   }
 }
 
@@ -257,13 +266,16 @@ void launch_gather(gpu::stream_t stream, const char* verb, const Weights<T>& w,
   const int length = channels_last ? dst.channels : dst.width;
   const std::int64_t lines = channels_last ? std::int64_t(dst.batch) * dst.height * dst.width
                                            : std::int64_t(dst.batch) * dst.channels * dst.height;
-  const int bx = std::min(block_threads, (length + 31) / 32 * 32);
+  const bool flat = length < 32;
+  const int bx = flat ? block_threads : std::min(block_threads, (length + 31) / 32 * 32);
   const dim3 block(unsigned(bx), unsigned(block_threads / bx));
-  const unsigned grid = grid_for(lines, block.y);
+  const unsigned grid = flat ? grid_for(lines * length, block_threads) : grid_for(lines, block.y);
   if (direction == Direction::forward) {
-    gather_kernel<Direction::forward><<<grid, block, 0, stream>>>(w, src, dst, scale);
+    gather_kernel<Direction::forward>
+        <<<grid, block, 0, stream>>>(w, src, dst, scale, lines, length, flat);
   } else {
-    gather_kernel<Direction::inverse><<<grid, block, 0, stream>>>(w, src, dst, scale);
+    gather_kernel<Direction::inverse>
+        <<<grid, block, 0, stream>>>(w, src, dst, scale, lines, length, flat);
   }
   check_launch(verb, "the gather kernel");
 }
