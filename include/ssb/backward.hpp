@@ -35,6 +35,28 @@ SSB_HOST_DEVICE inline T segment_grad(const AxisImage<T>& other, const T* dots, 
   return scale * sum;
 }
 
+// Weight-gradient slot `slot` of image n (slot < capacity_y: y segment `slot`, else x segment
+// slot - capacity_y): d_weights += segment_grad of that segment, when the slot holds a segment.
+// `dots` holds the pair dots of the whole batch ([batch][capacity_y][capacity_x]). One call per
+// slot, any order, in parallel: each writes only its own slot.
+template <class T>
+SSB_HOST_DEVICE inline void add_slot_grad(const Weights<T>& w, const T* dots,
+                                          const WeightsGrad<T>& d_weights, int n, int slot,
+                                          T scale) {
+  const int cap_y = w.y.capacity(), cap_x = w.x.capacity();
+  const AxisImage<T> ay = w.y.image(n), ax = w.x.image(n);
+  const T* image_dots = dots + std::int64_t(n) * cap_y * cap_x;
+  if (slot < cap_y) {
+    if (slot < ay.count()) {
+      d_weights.y[std::int64_t(n) * cap_y + slot] +=
+          segment_grad<true>(ax, image_dots, cap_x, slot, scale);
+    }
+  } else if (slot - cap_y < ax.count()) {
+    d_weights.x[std::int64_t(n) * cap_x + (slot - cap_y)] +=
+        segment_grad<false>(ay, image_dots, cap_x, slot - cap_y, scale);
+  }
+}
+
 // Segment weights -> breakpoints -> marginal -> row (or column) sums, for one image and axis:
 //     dCS[j_k + 1] += dw_k if end_is_saliency;  dCS[j_k] -= dw_k if start_is_saliency
 //     dCS[0] = dCS[in] = 0 (constants);  dsy[h] = sum_{j = h+1 .. in-1} dCS[j]

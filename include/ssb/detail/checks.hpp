@@ -171,5 +171,130 @@ template <class S>
        "; saliency values must be finite and >= 0");
 }
 
+// ---- the checks of each verb, shared by the host verbs (verbs.hpp) and the GPU backends --------
+
+// A map and the name the messages give it.
+template <class T>
+struct Named {
+  const char* name;
+  FeatureMap<T> map;
+};
+
+// compute_weights: everything but the saliency values (checked where they are summed).
+template <class S, class T>
+void check_compute_weights(const char* verb, const SaliencyMap<S>& saliency, int out_h, int out_w,
+                           const Weights<T>& weights) {
+  check_view(verb, "saliency", saliency);
+  check_positive(verb, "out_h", out_h);
+  check_positive(verb, "out_w", out_w);
+  check_weights(verb, weights);
+  check_grid(verb, "saliency", saliency, weights.batch, weights.in_height(), weights.in_width(),
+             "input");
+  if (out_h != weights.out_height() || out_w != weights.out_width()) {
+    fail(std::string(verb) + ": out_h x out_w is " + std::to_string(out_h) + "x" +
+         std::to_string(out_w) + " but the weights were made for " +
+         std::to_string(weights.out_height()) + "x" + std::to_string(weights.out_width()));
+  }
+  check_outside_workspace(verb, "saliency", saliency.data, saliency.size(), weights);
+}
+
+// sample (forward: `in` on the input grid, `out` on the sampled grid) and sample_inverse (the
+// other way round).
+template <class T, class I, class O>
+void check_gather(const char* verb, const Weights<T>& w, bool forward, const Named<I>& in,
+                  const Named<O>& out) {
+  check_weights(verb, w);
+  check_view(verb, in.name, in.map);
+  check_view(verb, out.name, out.map);
+  if (forward) {
+    check_grid(verb, in.name, in.map, w.batch, w.in_height(), w.in_width(), "input");
+    check_grid(verb, out.name, out.map, w.batch, w.out_height(), w.out_width(), "sampled");
+  } else {
+    check_grid(verb, in.name, in.map, w.batch, w.out_height(), w.out_width(), "sampled");
+    check_grid(verb, out.name, out.map, w.batch, w.in_height(), w.in_width(), "input");
+  }
+  check_same_channels(verb, in.name, in.map, out.name, out.map);
+  check_no_overlap(verb, out.name, out.map.data, out.map.size(), in.name, in.map.data,
+                   in.map.size());
+  check_outside_workspace(verb, out.name, out.map.data, out.map.size(), w);
+}
+
+// Which outputs a backward verb was asked for (an empty view is "not requested").
+struct BackwardWants {
+  bool d_data;
+  bool d_weights;
+};
+
+// Both backward verbs: `primal` (x or y) lives on the input grid (sample_backward) or on the
+// sampled grid (sample_inverse_backward), `upstream` (d_xr or d_z) on the other one, `d_primal`
+// on the primal's grid; primal is only checked when d_weights is wanted.
+template <class T, class P, class D>
+BackwardWants check_sampler_backward(const char* verb, const Weights<T>& w, bool primal_on_input,
+                                     const Named<P>& primal, const Named<P>& upstream,
+                                     const Named<D>& d_primal, const WeightsGrad<T>& d_weights) {
+  struct Grid {
+    int height, width;
+    const char* name;
+  };
+  const Grid input{w.in_height(), w.in_width(), "input"};
+  const Grid sampled{w.out_height(), w.out_width(), "sampled"};
+  const Grid& primal_grid = primal_on_input ? input : sampled;
+  const Grid& upstream_grid = primal_on_input ? sampled : input;
+  const auto& p = primal.map;
+  const auto& u = upstream.map;
+  const auto& d = d_primal.map;
+  check_weights(verb, w);
+  check_view(verb, upstream.name, u);
+  check_grid(verb, upstream.name, u, w.batch, upstream_grid.height, upstream_grid.width,
+             upstream_grid.name);
+  const BackwardWants wants{!is_empty(d), !is_empty(d_weights)};
+  if (wants.d_data) {
+    check_view(verb, d_primal.name, d);
+    check_grid(verb, d_primal.name, d, w.batch, primal_grid.height, primal_grid.width,
+               primal_grid.name);
+    check_same_channels(verb, upstream.name, u, d_primal.name, d);
+    check_no_overlap(verb, d_primal.name, d.data, d.size(), upstream.name, u.data, u.size());
+    check_outside_workspace(verb, d_primal.name, d.data, d.size(), w);
+  }
+  if (wants.d_weights) {
+    check_view(verb, primal.name, p);
+    check_grid(verb, primal.name, p, w.batch, primal_grid.height, primal_grid.width,
+               primal_grid.name);
+    check_same_channels(verb, upstream.name, u, primal.name, p);
+    check_weights_grad(verb, "d_weights", d_weights, w);
+    check_grad_no_overlap(verb, d_weights, upstream.name, u);
+    check_grad_no_overlap(verb, d_weights, primal.name, p);
+    check_grad_no_overlap(verb, d_weights, d_primal.name, d);
+    if (wants.d_data) {
+      check_no_overlap(verb, d_primal.name, d.data, d.size(), primal.name, p.data, p.size());
+    }
+  }
+  return wants;
+}
+
+// compute_weights_backward.
+template <class S, class T, class DS>
+void check_compute_weights_backward(const char* verb, const SaliencyMap<S>& saliency,
+                                    const Weights<T>& weights, const WeightsGrad<T>& d_weights,
+                                    const SaliencyMap<DS>& d_saliency) {
+  check_weights(verb, weights);
+  check_view(verb, "saliency", saliency);
+  check_view(verb, "d_saliency", d_saliency);
+  check_grid(verb, "saliency", saliency, weights.batch, weights.in_height(), weights.in_width(),
+             "input");
+  check_grid(verb, "d_saliency", d_saliency, weights.batch, weights.in_height(), weights.in_width(),
+             "input");
+  check_weights_grad(verb, "d_weights", d_weights, weights);
+  // (An array, not a braced list: nvcc's host pass mistranslates a range-for over one.)
+  const T* const grads[2] = {d_weights.y, d_weights.x};
+  const std::int64_t counts[2] = {std::int64_t(weights.batch) * d_weights.capacity_y,
+                                  std::int64_t(weights.batch) * d_weights.capacity_x};
+  for (int i = 0; i < 2; ++i) {
+    check_no_overlap(verb, "d_saliency", d_saliency.data, d_saliency.size(), "d_weights", grads[i],
+                     counts[i]);
+  }
+  check_outside_workspace(verb, "d_saliency", d_saliency.data, d_saliency.size(), weights);
+}
+
 }  // namespace detail
 }  // namespace ssb

@@ -184,18 +184,7 @@ void launch_segment_grads(const Exec& exec, const Weights<T>& w, const T* dots,
   launcher<Exec>::for_each(
       exec, std::int64_t(w.batch) * per_image,
       [&](std::int64_t s) {
-        const int n = int(s / per_image), k = int(s % per_image);
-        const AxisImage<T> ay = w.y.image(n), ax = w.x.image(n);
-        const T* image_dots = dots + std::int64_t(n) * cap_y * cap_x;
-        if (k < cap_y) {
-          if (k < ay.count()) {
-            d_weights.y[std::int64_t(n) * cap_y + k] +=
-                segment_grad<true>(ax, image_dots, cap_x, k, scale);
-          }
-        } else if (k - cap_y < ax.count()) {
-          d_weights.x[std::int64_t(n) * cap_x + (k - cap_y)] +=
-              segment_grad<false>(ay, image_dots, cap_x, k - cap_y, scale);
-        }
+        add_slot_grad(w, dots, d_weights, int(s / per_image), int(s % per_image), scale);
       },
       2 * std::int64_t(w.batch) * cap_y * cap_x);
 }
@@ -216,62 +205,24 @@ void launch_backward(const Exec& exec, const Weights<T>& w, const FeatureMap<con
   launch_segment_grads(exec, w, dots.data(), *d_weights, scale);
 }
 
-// A map and the name the messages give it.
-template <class T>
-struct Named {
-  const char* name;
-  FeatureMap<T> map;
-};
-
 // Both backward verbs: `primal` (x or y) lives on the input grid (sample_backward) or on the
 // sampled grid (sample_inverse_backward), `upstream` (d_xr or d_z) on the other one, `d_primal`
-// on the primal's grid. Checks everything, then gathers upstream onto the primal's grid with
-// scale = the upstream grid's area, and forms the pair dots against primal when d_weights is
-// wanted.
+// on the primal's grid. Checks everything (check_sampler_backward), then gathers upstream onto
+// the primal's grid with scale = the upstream grid's area, and forms the pair dots against primal
+// when d_weights is wanted.
 template <class Exec, class T>
 void sampler_backward(const Exec& exec, const char* verb, const Weights<T>& w, bool primal_on_input,
                       Named<const T> primal, Named<const T> upstream, Named<T> d_primal,
                       const WeightsGrad<T>& d_weights) {
-  struct Grid {
-    int height, width;
-    const char* name;
-  };
-  const Grid input{w.in_height(), w.in_width(), "input"};
-  const Grid sampled{w.out_height(), w.out_width(), "sampled"};
-  const Grid& primal_grid = primal_on_input ? input : sampled;
-  const Grid& upstream_grid = primal_on_input ? sampled : input;
-  const FeatureMap<const T>& p = primal.map;
-  const FeatureMap<const T>& u = upstream.map;
-  const FeatureMap<T>& d = d_primal.map;
-  check_weights(verb, w);
-  check_view(verb, upstream.name, u);
-  check_grid(verb, upstream.name, u, w.batch, upstream_grid.height, upstream_grid.width,
-             upstream_grid.name);
-  const bool want_d = !is_empty(d), want_dw = !is_empty(d_weights);
-  if (want_d) {
-    check_view(verb, d_primal.name, d);
-    check_grid(verb, d_primal.name, d, w.batch, primal_grid.height, primal_grid.width,
-               primal_grid.name);
-    check_same_channels(verb, upstream.name, u, d_primal.name, d);
-    check_no_overlap(verb, d_primal.name, d.data, d.size(), upstream.name, u.data, u.size());
-    check_outside_workspace(verb, d_primal.name, d.data, d.size(), w);
-  }
-  if (want_dw) {
-    check_view(verb, primal.name, p);
-    check_grid(verb, primal.name, p, w.batch, primal_grid.height, primal_grid.width,
-               primal_grid.name);
-    check_same_channels(verb, upstream.name, u, primal.name, p);
-    check_weights_grad(verb, "d_weights", d_weights, w);
-    check_grad_no_overlap(verb, d_weights, upstream.name, u);
-    check_grad_no_overlap(verb, d_weights, primal.name, p);
-    check_grad_no_overlap(verb, d_weights, d_primal.name, d);
-    if (want_d)
-      check_no_overlap(verb, d_primal.name, d.data, d.size(), primal.name, p.data, p.size());
-  }
-  if (!want_d && !want_dw) return;
-  const T scale = T(double(upstream_grid.height) * upstream_grid.width);
-  launch_backward(exec, w, u, d, primal_on_input ? Direction::inverse : Direction::forward, scale,
-                  p, want_dw ? &d_weights : nullptr);
+  const BackwardWants wants =
+      check_sampler_backward(verb, w, primal_on_input, primal, upstream, d_primal, d_weights);
+  if (!wants.d_data && !wants.d_weights) return;
+  const int upstream_h = primal_on_input ? w.out_height() : w.in_height();
+  const int upstream_w = primal_on_input ? w.out_width() : w.in_width();
+  const T scale = T(double(upstream_h) * upstream_w);
+  launch_backward(exec, w, upstream.map, d_primal.map,
+                  primal_on_input ? Direction::inverse : Direction::forward, scale, primal.map,
+                  wants.d_weights ? &d_weights : nullptr);
 }
 
 }  // namespace detail
@@ -285,18 +236,7 @@ void compute_weights(const Exec& exec, SaliencyMap<S> saliency, int out_h, int o
   detail::require_backend<Exec>();
   detail::require_scalar<S, T>();
   const char* verb = "ssb::compute_weights";
-  detail::check_view(verb, "saliency", saliency);
-  detail::check_positive(verb, "out_h", out_h);
-  detail::check_positive(verb, "out_w", out_w);
-  detail::check_weights(verb, weights);
-  detail::check_grid(verb, "saliency", saliency, weights.batch, weights.in_height(),
-                     weights.in_width(), "input");
-  if (out_h != weights.out_height() || out_w != weights.out_width()) {
-    detail::fail(std::string(verb) + ": out_h x out_w is " + std::to_string(out_h) + "x" +
-                 std::to_string(out_w) + " but the weights were made for " +
-                 std::to_string(weights.out_height()) + "x" + std::to_string(weights.out_width()));
-  }
-  detail::check_outside_workspace(verb, "saliency", saliency.data, saliency.size(), weights);
+  detail::check_compute_weights(verb, saliency, out_h, out_w, weights);
   const SaliencyMap<const T> s = saliency;
   // Pass 1 checks every map and sums it into `masses`; pass 2, only once all maps are valid,
   // writes the workspace: nothing is written when an error is thrown.
@@ -339,16 +279,8 @@ template <class Exec, class T, class X>
 void sample(const Exec& exec, const Weights<T>& weights, FeatureMap<X> x, FeatureMap<T> xr) {
   detail::require_backend<Exec>();
   detail::require_scalar<X, T>();
-  const char* verb = "ssb::sample";
-  detail::check_weights(verb, weights);
-  detail::check_view(verb, "x", x);
-  detail::check_view(verb, "xr", xr);
-  detail::check_grid(verb, "x", x, weights.batch, weights.in_height(), weights.in_width(), "input");
-  detail::check_grid(verb, "xr", xr, weights.batch, weights.out_height(), weights.out_width(),
-                     "sampled");
-  detail::check_same_channels(verb, "x", x, "xr", xr);
-  detail::check_no_overlap(verb, "xr", xr.data, xr.size(), "x", x.data, x.size());
-  detail::check_outside_workspace(verb, "xr", xr.data, xr.size(), weights);
+  detail::check_gather("ssb::sample", weights, true, detail::Named<X>{"x", x},
+                       detail::Named<T>{"xr", xr});
   const T scale = T(double(weights.out_height()) * weights.out_width());
   detail::launch_gather(exec, weights, FeatureMap<const T>(x), xr, detail::Direction::forward,
                         scale);
@@ -359,16 +291,8 @@ template <class Exec, class T, class Y>
 void sample_inverse(const Exec& exec, const Weights<T>& weights, FeatureMap<Y> y, FeatureMap<T> z) {
   detail::require_backend<Exec>();
   detail::require_scalar<Y, T>();
-  const char* verb = "ssb::sample_inverse";
-  detail::check_weights(verb, weights);
-  detail::check_view(verb, "y", y);
-  detail::check_view(verb, "z", z);
-  detail::check_grid(verb, "y", y, weights.batch, weights.out_height(), weights.out_width(),
-                     "sampled");
-  detail::check_grid(verb, "z", z, weights.batch, weights.in_height(), weights.in_width(), "input");
-  detail::check_same_channels(verb, "y", y, "z", z);
-  detail::check_no_overlap(verb, "z", z.data, z.size(), "y", y.data, y.size());
-  detail::check_outside_workspace(verb, "z", z.data, z.size(), weights);
+  detail::check_gather("ssb::sample_inverse", weights, false, detail::Named<Y>{"y", y},
+                       detail::Named<T>{"z", z});
   const T scale = T(double(weights.in_height()) * weights.in_width());
   detail::launch_gather(exec, weights, FeatureMap<const T>(y), z, detail::Direction::inverse,
                         scale);
@@ -411,24 +335,8 @@ void compute_weights_backward(const Exec& exec, SaliencyMap<S> saliency, const W
   detail::require_scalar<S, T>();
   detail::require_scalar<DS, T>();
   static_assert(!std::is_const<DS>::value, "d_saliency is an output");
-  const char* verb = "ssb::compute_weights_backward";
-  detail::check_weights(verb, weights);
-  detail::check_view(verb, "saliency", saliency);
-  detail::check_view(verb, "d_saliency", d_saliency);
-  detail::check_grid(verb, "saliency", saliency, weights.batch, weights.in_height(),
-                     weights.in_width(), "input");
-  detail::check_grid(verb, "d_saliency", d_saliency, weights.batch, weights.in_height(),
-                     weights.in_width(), "input");
-  detail::check_weights_grad(verb, "d_weights", d_weights, weights);
-  // (An array, not a braced list: nvcc's host pass mistranslates a range-for over one.)
-  const T* const grads[2] = {d_weights.y, d_weights.x};
-  const std::int64_t counts[2] = {std::int64_t(weights.batch) * d_weights.capacity_y,
-                                  std::int64_t(weights.batch) * d_weights.capacity_x};
-  for (int i = 0; i < 2; ++i) {
-    detail::check_no_overlap(verb, "d_saliency", d_saliency.data, d_saliency.size(), "d_weights",
-                             grads[i], counts[i]);
-  }
-  detail::check_outside_workspace(verb, "d_saliency", d_saliency.data, d_saliency.size(), weights);
+  detail::check_compute_weights_backward("ssb::compute_weights_backward", saliency, weights,
+                                         d_weights, d_saliency);
   detail::launcher<Exec>::for_each(
       exec, weights.batch,
       [&](std::int64_t n) {

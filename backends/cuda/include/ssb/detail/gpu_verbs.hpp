@@ -338,18 +338,7 @@ __global__ void segment_grads_kernel(Weights<T> w, const T* dots, WeightsGrad<T>
   const std::int64_t count = std::int64_t(w.batch) * per_image;
   for (std::int64_t s = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; s < count;
        s += std::int64_t(gridDim.x) * blockDim.x) {
-    const int n = int(s / per_image), k = int(s % per_image);
-    const AxisImage<T> ay = w.y.image(n), ax = w.x.image(n);
-    const T* image_dots = dots + std::int64_t(n) * cap_y * cap_x;
-    if (k < cap_y) {
-      if (k < ay.count()) {
-        d_weights.y[std::int64_t(n) * cap_y + k] +=
-            detail::segment_grad<true>(ax, image_dots, cap_x, k, scale);
-      }
-    } else if (k - cap_y < ax.count()) {
-      d_weights.x[std::int64_t(n) * cap_x + (k - cap_y)] +=
-          detail::segment_grad<false>(ay, image_dots, cap_x, k - cap_y, scale);
-    }
+    detail::add_slot_grad(w, dots, d_weights, int(s / per_image), int(s % per_image), scale);
   }
 }
 
@@ -442,41 +431,17 @@ void sampler_backward(gpu::stream_t stream, const char* verb, const Weights<T>& 
                       bool primal_on_input, detail::Named<const S> primal,
                       detail::Named<const S> upstream, detail::Named<S> d_primal,
                       const WeightsGrad<T>& d_weights) {
-  // The checks of detail::sampler_backward, plus device accessibility.
-  const int ih = w.y.in_size, iw = w.x.in_size, oh = w.y.out_size, ow = w.x.out_size;
-  const int ph = primal_on_input ? ih : oh, pw = primal_on_input ? iw : ow;
-  const int uh = primal_on_input ? oh : ih, uw = primal_on_input ? ow : iw;
-  const char* p_grid = primal_on_input ? "input" : "sampled";
-  const char* u_grid = primal_on_input ? "sampled" : "input";
+  // The host verbs' checks (detail::check_sampler_backward), then device accessibility.
+  const detail::BackwardWants wants = detail::check_sampler_backward(
+      verb, w, primal_on_input, primal, upstream, d_primal, d_weights);
+  const bool want_d = wants.d_data, want_dw = wants.d_weights;
   const FeatureMap<const S>& p = primal.map;
   const FeatureMap<const S>& u = upstream.map;
   const FeatureMap<S>& d = d_primal.map;
-  check_device_weights(verb, w);
-  detail::check_view(verb, upstream.name, u);
-  detail::check_grid(verb, upstream.name, u, w.batch, uh, uw, u_grid);
-  const bool want_d = !detail::is_empty(d), want_dw = !detail::is_empty(d_weights);
-  if (want_d) {
-    detail::check_view(verb, d_primal.name, d);
-    detail::check_grid(verb, d_primal.name, d, w.batch, ph, pw, p_grid);
-    detail::check_same_channels(verb, upstream.name, u, d_primal.name, d);
-    detail::check_no_overlap(verb, d_primal.name, d.data, d.size(), upstream.name, u.data,
-                             u.size());
-    detail::check_outside_workspace(verb, d_primal.name, d.data, d.size(), w);
-  }
-  if (want_dw) {
-    detail::check_view(verb, primal.name, p);
-    detail::check_grid(verb, primal.name, p, w.batch, ph, pw, p_grid);
-    detail::check_same_channels(verb, upstream.name, u, primal.name, p);
-    detail::check_weights_grad(verb, "d_weights", d_weights, w);
-    detail::check_grad_no_overlap(verb, d_weights, upstream.name, u);
-    detail::check_grad_no_overlap(verb, d_weights, primal.name, p);
-    detail::check_grad_no_overlap(verb, d_weights, d_primal.name, d);
-    if (want_d) {
-      detail::check_no_overlap(verb, d_primal.name, d.data, d.size(), primal.name, p.data,
-                               p.size());
-    }
-  }
+  const int uh = primal_on_input ? w.y.out_size : w.y.in_size;
+  const int uw = primal_on_input ? w.x.out_size : w.x.in_size;
   if (!want_d && !want_dw) return;
+  check_device(verb, "the weights' workspace", w.workspace);
   check_device(verb, upstream.name, u.data);
   if (want_d) check_device(verb, d_primal.name, d.data);
   if (want_dw) {
@@ -494,18 +459,8 @@ void compute_weights(gpu::stream_t stream, SaliencyMap<S> saliency, int out_h, i
                      const Weights<T>& weights) {
   require_storage<S, T>();
   const char* verb = "ssb::compute_weights";
-  detail::check_view(verb, "saliency", saliency);
-  detail::check_positive(verb, "out_h", out_h);
-  detail::check_positive(verb, "out_w", out_w);
-  check_device_weights(verb, weights);
-  detail::check_grid(verb, "saliency", saliency, weights.batch, weights.in_height(),
-                     weights.in_width(), "input");
-  if (out_h != weights.out_height() || out_w != weights.out_width()) {
-    detail::fail(std::string(verb) + ": out_h x out_w is " + std::to_string(out_h) + "x" +
-                 std::to_string(out_w) + " but the weights were made for " +
-                 std::to_string(weights.out_height()) + "x" + std::to_string(weights.out_width()));
-  }
-  detail::check_outside_workspace(verb, "saliency", saliency.data, saliency.size(), weights);
+  detail::check_compute_weights(verb, saliency, out_h, out_w, weights);
+  check_device(verb, "the weights' workspace", weights.workspace);
   check_device(verb, "saliency", saliency.data);
   const SaliencyMap<const S> s = saliency;
   masses_kernel<<<grid_for(s.batch, 1), block_threads, 0, stream>>>(s, weights);
@@ -518,17 +473,9 @@ template <class S, class T>
 void sample(gpu::stream_t stream, const char* verb, const Weights<T>& w, bool forward,
             detail::Named<const S> in, detail::Named<S> out) {
   require_storage<S, T>();
-  check_device_weights(verb, w);
-  const int ih = forward ? w.y.in_size : w.y.out_size, iw = forward ? w.x.in_size : w.x.out_size;
+  detail::check_gather(verb, w, forward, in, out);
   const int oh = forward ? w.y.out_size : w.y.in_size, ow = forward ? w.x.out_size : w.x.in_size;
-  detail::check_view(verb, in.name, in.map);
-  detail::check_view(verb, out.name, out.map);
-  detail::check_grid(verb, in.name, in.map, w.batch, ih, iw, forward ? "input" : "sampled");
-  detail::check_grid(verb, out.name, out.map, w.batch, oh, ow, forward ? "sampled" : "input");
-  detail::check_same_channels(verb, in.name, in.map, out.name, out.map);
-  detail::check_no_overlap(verb, out.name, out.map.data, out.map.size(), in.name, in.map.data,
-                           in.map.size());
-  detail::check_outside_workspace(verb, out.name, out.map.data, out.map.size(), w);
+  check_device(verb, "the weights' workspace", w.workspace);
   check_device(verb, in.name, in.map.data);
   check_device(verb, out.name, out.map.data);
   launch_gather(stream, verb, w, in.map, out.map, forward ? Direction::forward : Direction::inverse,
@@ -543,23 +490,8 @@ void compute_weights_backward(gpu::stream_t stream, SaliencyMap<S> saliency,
   require_storage<DS, T>();
   static_assert(!std::is_const<DS>::value, "d_saliency is an output");
   const char* verb = "ssb::compute_weights_backward";
-  check_device_weights(verb, weights);
-  detail::check_view(verb, "saliency", saliency);
-  detail::check_view(verb, "d_saliency", d_saliency);
-  detail::check_grid(verb, "saliency", saliency, weights.batch, weights.in_height(),
-                     weights.in_width(), "input");
-  detail::check_grid(verb, "d_saliency", d_saliency, weights.batch, weights.in_height(),
-                     weights.in_width(), "input");
-  detail::check_weights_grad(verb, "d_weights", d_weights, weights);
-  // (An array, not a braced list: nvcc's host pass mistranslates a range-for over one.)
-  const T* const grads[2] = {d_weights.y, d_weights.x};
-  const std::int64_t counts[2] = {std::int64_t(weights.batch) * d_weights.capacity_y,
-                                  std::int64_t(weights.batch) * d_weights.capacity_x};
-  for (int i = 0; i < 2; ++i) {
-    detail::check_no_overlap(verb, "d_saliency", d_saliency.data, d_saliency.size(), "d_weights",
-                             grads[i], counts[i]);
-  }
-  detail::check_outside_workspace(verb, "d_saliency", d_saliency.data, d_saliency.size(), weights);
+  detail::check_compute_weights_backward(verb, saliency, weights, d_weights, d_saliency);
+  check_device(verb, "the weights' workspace", weights.workspace);
   check_device(verb, "d_saliency", d_saliency.data);
   check_device_grad(verb, d_weights);
   marginal_grad_kernel<<<grid_for(2 * std::int64_t(weights.batch), 64), 64, 0, stream>>>(weights,
