@@ -293,51 +293,82 @@ namespace detail {
 // Lanes of the row sums of compute_masses.
 constexpr int mass_lanes = 8;
 
+// Row h's mass in the fixed order of compute_masses: column w into lane w mod mass_lanes, then
+// the lanes as a halving tree. With Columns, also adds the row into col_mass[w]. least[u] keeps
+// the smallest value seen in lane u (NaN compares false and is skipped). The GPU backends sum
+// one row per thread through this too, so their masses are the host's bits.
+template <bool Columns, class S>
+SSB_HOST_DEVICE inline double row_mass(const S* row, int width, double* col_mass,
+                                       double (&least)[mass_lanes]) {
+  double lane[mass_lanes] = {};
+  int w = 0;
+  for (; w + mass_lanes <= width; w += mass_lanes) {
+    for (int u = 0; u < mass_lanes; ++u) {
+      const double v = double(row[w + u]);
+      lane[u] += v;
+      if (Columns) col_mass[w + u] += v;
+      least[u] = v < least[u] ? v : least[u];
+    }
+  }
+  for (int u = 0; w < width; ++w, ++u) {
+    const double v = double(row[w]);
+    lane[u] += v;
+    if (Columns) col_mass[w] += v;
+    least[u] = v < least[u] ? v : least[u];
+  }
+  for (int half = mass_lanes / 2; half > 0; half /= 2) {
+    for (int u = 0; u < half; ++u) lane[u] += lane[u + half];
+  }
+  return lane[0];
+}
+
 // Eqs. 1-2 for one image, unnormalised: row sums r[h] and column sums c[w] of the saliency map
 // in double and the total T = sum r (sy = r / T, sx = c / T). A map that sums to 0 gets r = c = 1
 // (uniform weights) and T = 0, which marks the fallback. Returns the smallest value (NaN is
 // skipped there but makes T NaN), so that the caller can check the map without a second pass.
-// Fixed orders: c[w] and T add rows in order; r[h] adds column w into lane w mod mass_lanes,
-// then the lanes as a halving tree, so that the row sum is not one chain of dependent adds.
+// Fixed orders: c[w] and T add rows in order; r[h] as row_mass, so that the row sum is not one
+// chain of dependent adds.
 template <class S>
 SSB_HOST_DEVICE inline double compute_masses(const S* saliency, int height, int width,
-                                             double* row_mass, double* col_mass, double* total) {
+                                             double* row_mass_out, double* col_mass,
+                                             double* total) {
   for (int w = 0; w < width; ++w) col_mass[w] = 0.0;
   double sum = 0.0;
   double least[mass_lanes];
   for (int u = 0; u < mass_lanes; ++u) least[u] = 0.0;
   for (int h = 0; h < height; ++h) {
-    const S* row = saliency + std::int64_t(h) * width;
-    double lane[mass_lanes] = {};
-    int w = 0;
-    for (; w + mass_lanes <= width; w += mass_lanes) {
-      for (int u = 0; u < mass_lanes; ++u) {
-        const double v = double(row[w + u]);
-        lane[u] += v;
-        col_mass[w + u] += v;
-        least[u] = v < least[u] ? v : least[u];
-      }
-    }
-    for (int u = 0; w < width; ++w, ++u) {
-      const double v = double(row[w]);
-      lane[u] += v;
-      col_mass[w] += v;
-      least[u] = v < least[u] ? v : least[u];
-    }
-    for (int half = mass_lanes / 2; half > 0; half /= 2) {
-      for (int u = 0; u < half; ++u) lane[u] += lane[u + half];
-    }
-    row_mass[h] = lane[0];
-    sum += lane[0];
+    const double r = row_mass<true>(saliency + std::int64_t(h) * width, width, col_mass, least);
+    row_mass_out[h] = r;
+    sum += r;
   }
   *total = sum;
   if (!(sum > 0.0)) {
-    for (int h = 0; h < height; ++h) row_mass[h] = 1.0;
+    for (int h = 0; h < height; ++h) row_mass_out[h] = 1.0;
     for (int w = 0; w < width; ++w) col_mass[w] = 1.0;
   }
   double smallest = 0.0;
   for (int u = 0; u < mass_lanes; ++u) smallest = least[u] < smallest ? least[u] : smallest;
   return smallest;
+}
+
+// The largest finite double (std::numeric_limits is host-only in device code).
+constexpr double largest_double = 1.7976931348623157e308;
+
+// The offset of the first negative, NaN or infinite value among `size` saliency values, or -1.
+template <class S>
+SSB_HOST_DEVICE inline std::int64_t first_bad_value(const S* map, std::int64_t size) {
+  for (std::int64_t e = 0; e < size; ++e) {
+    const double v = double(map[e]);
+    if (!(v >= 0.0 && v <= largest_double)) return e;
+  }
+  return -1;
+}
+
+// Whether the total or a column sum of a map of finite values >= 0 overflowed to infinity.
+SSB_HOST_DEVICE inline bool sums_overflow(const double* col_mass, int width, double total) {
+  bool overflow = total > largest_double;
+  for (int w = 0; w < width; ++w) overflow = overflow || col_mass[w] > largest_double;
+  return overflow;
 }
 
 // Eqs. 3-7 and the segment walk for one image and axis. Breakpoints in double:

@@ -2,10 +2,8 @@
 // throws ssb::error with a message "<verb>: <argument> ...".
 #pragma once
 
-#include <cmath>
 #include <cstdint>
 #include <iomanip>
-#include <limits>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -140,18 +138,11 @@ SaliencyCheck check_saliency_image(const SaliencyMap<S>& s, int n, double* masse
   // One pass sums and finds the smallest value (NaN compares false and is skipped there, but
   // makes the total NaN); the first bad position is looked for only when something is off.
   const double least = compute_masses(map, s.height, s.width, row_mass, col_mass, total);
-  if (least < 0.0 || !(*total <= std::numeric_limits<double>::max())) {
-    for (std::int64_t e = 0; e < size; ++e) {
-      const double v = double(map[e]);
-      if (!(v >= 0.0 && v <= std::numeric_limits<double>::max())) {
-        result.position = e;
-        return result;
-      }
-    }
+  if (least < 0.0 || !(*total <= largest_double)) {
+    result.position = first_bad_value(map, size);
+    if (result.position >= 0) return result;
   }
-  result.sum_overflows = std::isinf(*total);
-  for (int w = 0; w < s.width; ++w)
-    result.sum_overflows = result.sum_overflows || std::isinf(col_mass[w]);
+  result.sum_overflows = sums_overflow(col_mass, s.width, *total);
   return result;
 }
 

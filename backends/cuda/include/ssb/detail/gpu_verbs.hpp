@@ -116,38 +116,22 @@ __global__ void masses_kernel(SaliencyMap<const S> s, Weights<T> w) {
   __shared__ double least_of[block_threads];
   __shared__ double total_of;
   const int H = s.height, W = s.width;
-  constexpr int lanes = detail::mass_lanes;
   for (int n = blockIdx.x; n < s.batch; n += gridDim.x) {
     const S* map = s.data + std::int64_t(n) * H * W;
     double* row_mass = w.y.mass + std::int64_t(n) * H;
     double* col_mass = w.x.mass + std::int64_t(n) * W;
-    double least = 0.0;
+    double lanes_least[detail::mass_lanes] = {};
     for (int h = threadIdx.x; h < H; h += blockDim.x) {
-      const S* row = map + std::int64_t(h) * W;
-      double lane[lanes] = {};
-      int x = 0;
-      for (; x + lanes <= W; x += lanes) {
-        for (int u = 0; u < lanes; ++u) {
-          const double v = double(gpu::widen(row[x + u]));
-          lane[u] += v;
-          least = v < least ? v : least;
-        }
-      }
-      for (int u = 0; x < W; ++x, ++u) {
-        const double v = double(gpu::widen(row[x]));
-        lane[u] += v;
-        least = v < least ? v : least;
-      }
-      for (int half = lanes / 2; half > 0; half /= 2) {
-        for (int u = 0; u < half; ++u) lane[u] += lane[u + half];
-      }
-      row_mass[h] = lane[0];
+      row_mass[h] = detail::row_mass<false>(map + std::int64_t(h) * W, W, nullptr, lanes_least);
     }
     for (int x = threadIdx.x; x < W; x += blockDim.x) {
       double col = 0.0;
-      for (int h = 0; h < H; ++h) col += double(gpu::widen(map[std::int64_t(h) * W + x]));
+      for (int h = 0; h < H; ++h) col += double(map[std::int64_t(h) * W + x]);
       col_mass[x] = col;
     }
+    double least = 0.0;
+    for (int u = 0; u < detail::mass_lanes; ++u)
+      least = lanes_least[u] < least ? lanes_least[u] : least;
     least_of[threadIdx.x] = least;
     __syncthreads();
     if (threadIdx.x == 0) {
@@ -155,21 +139,14 @@ __global__ void masses_kernel(SaliencyMap<const S> s, Weights<T> w) {
       for (int h = 0; h < H; ++h) total += row_mass[h];
       for (unsigned t = 0; t < blockDim.x; ++t)
         smallest = least_of[t] < smallest ? least_of[t] : smallest;
+      // detail::check_saliency_image's tests, with the status encoding of the file comment.
       std::int64_t status = -1;
-      const double largest = 1.7976931348623157e308;  // DBL_MAX (numeric_limits is host-only)
-      if (smallest < 0.0 || !(total <= largest)) {
-        for (std::int64_t e = 0; e < std::int64_t(H) * W; ++e) {
-          const double v = double(gpu::widen(map[e]));
-          if (!(v >= 0.0 && v <= largest)) {
-            status = 1 + e;
-            break;
-          }
-        }
+      if (smallest < 0.0 || !(total <= detail::largest_double)) {
+        status = 1 + detail::first_bad_value(map, std::int64_t(H) * W);  // 0 if none is found
+        if (status == 0) status = -1;
       }
-      if (status < 0) {
-        bool overflow = isinf(total);
-        for (int x = 0; x < W; ++x) overflow = overflow || isinf(col_mass[x]);
-        if (overflow) status = 1 + std::int64_t(H) * W;
+      if (status < 0 && detail::sums_overflow(col_mass, W, total)) {
+        status = 1 + std::int64_t(H) * W;
       }
       w.status[n] = status;
       w.total[n] = total;
