@@ -221,25 +221,27 @@ SSB_HOST_DEVICE inline void sum_rows(const AxisImage<T>& a, int k0, int k1, cons
 }
 
 #if defined(SSB_VECTOR_EXTENSIONS)
-// inner[v] = sum_{k = ky0 .. ky1-1} wy_k * column[source_y(k) * row_stride + v * lanes ...], from
-// the first term (ky0 < ky1).
+// sum[v] = sum_{k = k0 .. k1-1} w_k * base[source(k) * stride + v * lanes ...] over the segments
+// of one axis, from the first term (k0 < k1), in vector registers: the y sums of
+// gather_pixel_block (axis y, stride = a source row) and the x sums of the separable body
+// (axis x, stride = the channels of a pixel).
 template <Direction D, class T, class V, int N>
-inline void y_sum_block(const AxisImage<T>& ay, int ky0, int ky1, const T* column,
-                        std::int64_t row_stride, V (&inner)[N]) {
+inline void segment_sum_block(const AxisImage<T>& a, int k0, int k1, const T* base,
+                              std::int64_t stride, V (&sum)[N]) {
   constexpr int lanes = int(sizeof(V) / sizeof(T));
-  const T* first = column + std::int64_t(source_index<D>(ay, ky0)) * row_stride;
-  const T wy0 = ay.weight[ky0];
+  const T* first = base + std::int64_t(source_index<D>(a, k0)) * stride;
+  const T w0 = a.weight[k0];
   V x;
   for (int v = 0; v < N; ++v) {
     vec_load(x, first + v * lanes);
-    inner[v] = wy0 * x;
+    sum[v] = w0 * x;
   }
-  for (int k = ky0 + 1; k < ky1; ++k) {
-    const T wy = ay.weight[k];
-    const T* in = column + std::int64_t(source_index<D>(ay, k)) * row_stride;
+  for (int k = k0 + 1; k < k1; ++k) {
+    const T w = a.weight[k];
+    const T* in = base + std::int64_t(source_index<D>(a, k)) * stride;
     for (int v = 0; v < N; ++v) {
       vec_load(x, in + v * lanes);
-      inner[v] += wy * x;
+      sum[v] += w * x;
     }
   }
 }
@@ -262,13 +264,13 @@ SSB_HOST_DEVICE inline void gather_pixel_block(const AxisImage<T>& ay, const Axi
     typedef typename Vec<T>::type V;
     constexpr int nv = Count > 0 ? Count / lanes : 1;
     V acc[nv], inner[nv];
-    y_sum_block<D>(ay, ky0, ky1, image + std::int64_t(source_index<D>(ax, kx0)) * channels,
-                   row_stride, inner);
+    segment_sum_block<D>(ay, ky0, ky1, image + std::int64_t(source_index<D>(ax, kx0)) * channels,
+                         row_stride, inner);
     const T wx0 = ax.weight[kx0];
     for (int v = 0; v < nv; ++v) acc[v] = wx0 * inner[v];
     for (int l = kx0 + 1; l < kx1; ++l) {
-      y_sum_block<D>(ay, ky0, ky1, image + std::int64_t(source_index<D>(ax, l)) * channels,
-                     row_stride, inner);
+      segment_sum_block<D>(ay, ky0, ky1, image + std::int64_t(source_index<D>(ax, l)) * channels,
+                           row_stride, inner);
       const T wx = ax.weight[l];
       for (int v = 0; v < nv; ++v) acc[v] += wx * inner[v];
     }
@@ -349,21 +351,8 @@ SSB_HOST_DEVICE inline void x_sum_pixel_block(const AxisImage<T>& ax, int kx0, i
   if (Count > 0 && Count % lanes == 0) {
     typedef typename Vec<T>::type V;
     constexpr int nv = Count > 0 ? Count / lanes : 1;
-    V acc[nv], x;
-    const T* first = row + std::int64_t(source_index<D>(ax, kx0)) * channels;
-    const T wx0 = ax.weight[kx0];
-    for (int v = 0; v < nv; ++v) {
-      vec_load(x, first + v * lanes);
-      acc[v] = wx0 * x;
-    }
-    for (int l = kx0 + 1; l < kx1; ++l) {
-      const T wx = ax.weight[l];
-      const T* in = row + std::int64_t(source_index<D>(ax, l)) * channels;
-      for (int v = 0; v < nv; ++v) {
-        vec_load(x, in + v * lanes);
-        acc[v] += wx * x;
-      }
-    }
+    V acc[nv];
+    segment_sum_block<D>(ax, kx0, kx1, row, channels, acc);
     for (int v = 0; v < nv; ++v) {
       acc[v] *= scale;
       vec_store(out + v * lanes, acc[v]);
