@@ -5,7 +5,7 @@
 //
 // Timing: CUDA events around each iteration, reported as manual time (Google Benchmark's
 // UseManualTime), so host launch overhead only counts where it delays the GPU. Counters:
-//   bytes_per_second  from the bytes model of bench/problem.hpp (maps read + written + segments)
+//   bytes_per_second  from the bytes model of the CPU suite (bench/traffic.hpp, problem.hpp)
 // and, in bench/cuda_summary.py's table,
 //   pct_of_copy       that rate / the rate of cudaMemcpyDeviceToDevice of the shape's input
 //   pct_of_peak       that rate / the device's theoretical DRAM bandwidth (context: gpu_peak_GBps)
@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "shapes.hpp"
+#include "traffic.hpp"
 
 namespace {
 
@@ -137,17 +138,6 @@ Problem& problem_for(const ssb_bench::Shape& s) {
   return *current;
 }
 
-// Bytes model of bench/problem.hpp, element size `es` for the maps, 4 for weights.
-struct Bytes {
-  double reads = 0, writes = 0;
-};
-double segments_bytes(const ssb_bench::Shape& s, bool forward) {
-  const double k = double(s.batch) * (s.height + s.out_h - 1 + s.width + s.out_w - 1);
-  const double offsets = forward ? double(s.batch) * (s.out_h + 1 + s.out_w + 1)
-                                 : double(s.batch) * (s.height + 1 + s.width + 1);
-  return k * 8 + offsets * 4;
-}
-
 // Times `body` with CUDA events per iteration.
 template <class F>
 void time_gpu(benchmark::State& state, F&& body) {
@@ -179,42 +169,27 @@ void set_rate(benchmark::State& state, double bytes) {
   state.counters["MB_per_call"] = bytes / 1e6;
 }
 
-enum class Verb {
-  copy,
-  compute_weights,
-  sample,
-  sample_inverse,
-  sample_backward,
-  sample_inverse_backward,
-  compute_weights_backward,
-  sample_half,
-  sample_inverse_half,
-  dense_cublas_sample
+// What a benchmark times: an ssb verb on float maps (bytes: ssb_bench::traffic, the CPU suite's
+// model), on half maps (the same model with 2-byte elements), the device-to-device copy of the
+// shape's input, or the cuBLAS dense form.
+enum class Kind { verb, half, copy, dense };
+struct Run {
+  Kind kind;
+  ssb_bench::Verb verb;  // for Kind::verb and Kind::half
+  ssb::Layout layout;
 };
-const char* name_of(Verb v) {
-  switch (v) {
-    case Verb::copy:
+std::string family(const Run& run) {
+  switch (run.kind) {
+    case Kind::copy:
       return "bw_copy";
-    case Verb::compute_weights:
-      return "compute_weights";
-    case Verb::sample:
-      return "sample";
-    case Verb::sample_inverse:
-      return "sample_inverse";
-    case Verb::sample_backward:
-      return "sample_backward";
-    case Verb::sample_inverse_backward:
-      return "sample_inverse_backward";
-    case Verb::compute_weights_backward:
-      return "compute_weights_backward";
-    case Verb::sample_half:
-      return "sample_half";
-    case Verb::sample_inverse_half:
-      return "sample_inverse_half";
-    case Verb::dense_cublas_sample:
+    case Kind::dense:
       return "dense_cublas_sample";
+    case Kind::half:
+      return std::string(ssb_bench::to_string(run.verb)) + "_half";
+    case Kind::verb:
+      break;
   }
-  return "?";
+  return ssb_bench::to_string(run.verb);
 }
 
 // The paper's dense form with cuBLAS, NHWC (file comment).
@@ -271,114 +246,106 @@ struct DenseCublas {
   }
 };
 
-void run_benchmark(benchmark::State& state, const ssb_bench::Shape& shape, Verb verb,
-                   ssb::Layout layout) {
+void run_benchmark(benchmark::State& state, const ssb_bench::Shape& shape, const Run& run) {
+  using ssb_bench::Verb;
   Problem& p = problem_for(shape);
   const auto& s = p.shape;
   const ssb::cuda exec{};
+  const ssb::Layout layout = run.layout;
   const double E = double(s.input_elements()), Er = double(s.sampled_elements());
-  const double K = double(s.batch) * (s.height + s.out_h - 1 + s.width + s.out_w - 1);
   double bytes = 0;
-  switch (verb) {
-    case Verb::copy:
-      bytes = 2 * 4 * E;
-      time_gpu(state, [&] {
-        ok(cudaMemcpyAsync(p.z.data, p.x.data, std::size_t(E) * 4, cudaMemcpyDeviceToDevice),
-           "copy");
-      });
-      break;
-    case Verb::compute_weights:
-      bytes = double(s.batch) * s.height * s.width * 4 + double(p.weights.workspace_bytes);
-      time_gpu(state, [&] { ssb::compute_weights(exec, p.sal(), s.out_h, s.out_w, p.weights); });
-      break;
-    case Verb::sample:
-      bytes = 4 * (E + Er) + segments_bytes(s, true);
-      time_gpu(state, [&] {
-        ssb::sample(exec, p.weights, p.on_input<const float>(p.x.data, layout),
-                    p.on_sampled(p.xr.data, layout));
-      });
-      break;
-    case Verb::sample_inverse:
-      bytes = 4 * (E + Er) + segments_bytes(s, false);
-      time_gpu(state, [&] {
-        ssb::sample_inverse(exec, p.weights, p.on_sampled<const float>(p.y.data, layout),
-                            p.on_input(p.z.data, layout));
-      });
-      break;
-    case Verb::sample_backward:
-      bytes = 4 * (Er + E) + segments_bytes(s, false) + 4 * E + 2 * 4 * K;
-      time_gpu(state, [&] {
-        ssb::sample_backward(exec, p.weights, p.on_input<const float>(p.x.data, layout),
-                             p.on_sampled<const float>(p.xr.data, layout),
-                             p.on_input(p.d_x.data, layout), p.d_weights);
-      });
-      break;
-    case Verb::sample_inverse_backward:
-      bytes = 4 * (E + 2 * Er) + 2 * 4 * K + segments_bytes(s, true);
-      time_gpu(state, [&] {
-        ssb::sample_inverse_backward(exec, p.weights, p.on_sampled<const float>(p.y.data, layout),
-                                     p.on_input<const float>(p.z.data, layout),
-                                     p.on_sampled(p.d_y.data, layout), p.d_weights);
-      });
-      break;
-    case Verb::compute_weights_backward:
-      bytes = 4 * K + 5 * K + double(s.batch) * (s.height + s.width) * 8 +
-              double(s.batch) * (s.height + s.width + 2) * 8 +
-              double(s.batch) * s.height * s.width * 4;
-      time_gpu(state, [&] {
-        ssb::compute_weights_backward(
-            exec, p.sal(), p.weights, p.d_weights,
-            ssb::SaliencyMap<float>(p.d_saliency.data, s.batch, s.height, s.width));
-      });
-      break;
-    case Verb::sample_half:
-      bytes = 2 * (E + Er) + segments_bytes(s, true);
+  if (run.kind == Kind::copy) {
+    bytes = 2 * 4 * E;
+    time_gpu(state, [&] {
+      ok(cudaMemcpyAsync(p.z.data, p.x.data, std::size_t(E) * 4, cudaMemcpyDeviceToDevice), "copy");
+    });
+  } else if (run.kind == Kind::dense) {
+    DenseCublas dense(p);
+    bytes = 4 * (E + Er);
+    time_gpu(state, [&] { dense.run(p); });
+  } else if (run.kind == Kind::half) {
+    bytes = ssb_bench::traffic(run.verb, s, 2).total();
+    if (run.verb == Verb::sample) {
       time_gpu(state, [&] {
         ssb::sample(exec, p.weights, p.on_input<const ssb::gpu::half>(p.xh.data, layout),
                     p.on_sampled(p.xrh.data, layout));
       });
-      break;
-    case Verb::sample_inverse_half:
-      bytes = 2 * (E + Er) + segments_bytes(s, false);
+    } else {
       time_gpu(state, [&] {
         ssb::sample_inverse(exec, p.weights, p.on_sampled<const ssb::gpu::half>(p.yh.data, layout),
                             p.on_input(p.zh.data, layout));
       });
-      break;
-    case Verb::dense_cublas_sample: {
-      DenseCublas dense(p);
-      bytes = 4 * (E + Er);
-      time_gpu(state, [&] { dense.run(p); });
-      break;
+    }
+  } else {
+    bytes = ssb_bench::traffic(run.verb, s).total();
+    switch (run.verb) {
+      case Verb::compute_weights:
+        time_gpu(state, [&] { ssb::compute_weights(exec, p.sal(), s.out_h, s.out_w, p.weights); });
+        break;
+      case Verb::sample:
+        time_gpu(state, [&] {
+          ssb::sample(exec, p.weights, p.on_input<const float>(p.x.data, layout),
+                      p.on_sampled(p.xr.data, layout));
+        });
+        break;
+      case Verb::sample_inverse:
+        time_gpu(state, [&] {
+          ssb::sample_inverse(exec, p.weights, p.on_sampled<const float>(p.y.data, layout),
+                              p.on_input(p.z.data, layout));
+        });
+        break;
+      case Verb::sample_backward:
+        time_gpu(state, [&] {
+          ssb::sample_backward(exec, p.weights, p.on_input<const float>(p.x.data, layout),
+                               p.on_sampled<const float>(p.xr.data, layout),
+                               p.on_input(p.d_x.data, layout), p.d_weights);
+        });
+        break;
+      case Verb::sample_inverse_backward:
+        time_gpu(state, [&] {
+          ssb::sample_inverse_backward(exec, p.weights, p.on_sampled<const float>(p.y.data, layout),
+                                       p.on_input<const float>(p.z.data, layout),
+                                       p.on_sampled(p.d_y.data, layout), p.d_weights);
+        });
+        break;
+      case Verb::compute_weights_backward:
+        time_gpu(state, [&] {
+          ssb::compute_weights_backward(
+              exec, p.sal(), p.weights, p.d_weights,
+              ssb::SaliencyMap<float>(p.d_saliency.data, s.batch, s.height, s.width));
+        });
+        break;
+      default:
+        throw std::logic_error(std::string("ssb_bench_cuda: no GPU benchmark of ") +
+                               ssb_bench::to_string(run.verb));
     }
   }
   set_rate(state, bytes);
 }
 
 void register_all() {
-  const std::vector<std::pair<Verb, ssb::Layout>> runs = {
-      {Verb::copy, ssb::Layout::nhwc},
-      {Verb::compute_weights, ssb::Layout::nhwc},
-      {Verb::sample, ssb::Layout::nhwc},
-      {Verb::sample_inverse, ssb::Layout::nhwc},
-      {Verb::sample_backward, ssb::Layout::nhwc},
-      {Verb::sample_inverse_backward, ssb::Layout::nhwc},
-      {Verb::compute_weights_backward, ssb::Layout::nhwc},
-      {Verb::sample, ssb::Layout::nchw},
-      {Verb::sample_inverse, ssb::Layout::nchw},
-      {Verb::sample_backward, ssb::Layout::nchw},
-      {Verb::sample_half, ssb::Layout::nhwc},
-      {Verb::sample_inverse_half, ssb::Layout::nhwc},
-      {Verb::dense_cublas_sample, ssb::Layout::nhwc}};
+  using ssb_bench::Verb;
+  const auto nhwc = ssb::Layout::nhwc, nchw = ssb::Layout::nchw;
+  const std::vector<Run> runs = {{Kind::copy, Verb::sample, nhwc},
+                                 {Kind::verb, Verb::compute_weights, nhwc},
+                                 {Kind::verb, Verb::sample, nhwc},
+                                 {Kind::verb, Verb::sample_inverse, nhwc},
+                                 {Kind::verb, Verb::sample_backward, nhwc},
+                                 {Kind::verb, Verb::sample_inverse_backward, nhwc},
+                                 {Kind::verb, Verb::compute_weights_backward, nhwc},
+                                 {Kind::verb, Verb::sample, nchw},
+                                 {Kind::verb, Verb::sample_inverse, nchw},
+                                 {Kind::verb, Verb::sample_backward, nchw},
+                                 {Kind::half, Verb::sample, nhwc},
+                                 {Kind::half, Verb::sample_inverse, nhwc},
+                                 {Kind::dense, Verb::sample, nhwc}};
   for (const auto& base : ssb_bench::shapes()) {
     const ssb_bench::Shape shape = gpu_shape(base);
     for (const auto& run : runs) {
-      const std::string name = std::string(name_of(run.first)) + "/cuda/" +
-                               ssb::to_string(run.second) + "/sigmoid/" + shape.name();
-      benchmark::RegisterBenchmark(name.c_str(),
-                                   [shape, run](benchmark::State& state) {
-                                     run_benchmark(state, shape, run.first, run.second);
-                                   })
+      const std::string name =
+          family(run) + "/cuda/" + ssb::to_string(run.layout) + "/sigmoid/" + shape.name();
+      benchmark::RegisterBenchmark(
+          name.c_str(), [shape, run](benchmark::State& state) { run_benchmark(state, shape, run); })
           ->UseManualTime()
           ->Unit(benchmark::kMicrosecond);
     }

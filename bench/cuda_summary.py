@@ -5,7 +5,7 @@
 
 Columns (medians when the run has repetitions, else the single timing; microseconds):
   sample, inverse      ssb::cuda sample / sample_inverse, float32 NHWC
-  GB/s, %copy, %peak   sample's bytes/s (bytes model of bench/bench_cuda.cu), as a share of the
+  GB/s, %copy, %peak   sample's bytes/s (bytes model of bench/traffic.cpp), as a share of the
                        device-to-device copy of the same shape and of the theoretical DRAM peak
   inv %peak            the same share for sample_inverse
   dense                cuBLAS dense form (two batched GEMMs); "x" = dense / sample

@@ -37,6 +37,7 @@
 
 #include "backends.hpp"
 #include "shapes.hpp"
+#include "traffic.hpp"
 
 namespace ssb_bench {
 
@@ -45,19 +46,6 @@ enum class Saliency { sigmoid, uniform };
 inline const char* to_string(Saliency s) {
   return s == Saliency::sigmoid ? "sigmoid" : "uniform";
 }
-
-enum class Verb {
-  compute_weights,
-  sample,
-  sample_inverse,
-  sample_backward,          // d_x and d_weights
-  sample_backward_dx,       // d_x only
-  sample_backward_dw,       // d_weights only
-  sample_inverse_backward,  // d_y and d_weights
-  compute_weights_backward,
-  round_trip  // one SSB layer's sampler, forward and backward
-};
-const char* to_string(Verb verb);
 
 // A 64-byte aligned, zero-initialised float array.
 class Buffer {
@@ -101,18 +89,6 @@ struct Problem {
 // The problem of `shape`; building a new one frees the previous one, so register benchmarks
 // shape by shape.
 Problem& problem(const Shape& shape);
-
-// Bytes one call moves, booked to the reduce and the expand reference (file comment).
-struct Traffic {
-  double reduce = 0.0, expand = 0.0;
-  double total() const { return reduce + expand; }
-  Traffic& operator+=(const Traffic& o) {
-    reduce += o.reduce;
-    expand += o.expand;
-    return *this;
-  }
-};
-Traffic traffic(Verb verb, const Shape& shape);
 
 enum class Reference { reduce, expand };
 inline const char* to_string(Reference r) {
