@@ -11,8 +11,10 @@
 #   SSB_KOKKOS_PREFIX   install here (default: $SSB_CACHE_DIR/kokkos-<version>-<suite>-openmp)
 #   SSB_CACHE_DIR       cache folder (default: ${XDG_CACHE_HOME:-$HOME/.cache}/ssbnet)
 #   SSB_KOKKOS_JOBS     parallel build jobs (default: 2)
-#   SSB_TRILINOS_SUITE  Debian suite of the source package (default: the system's, e.g. bookworm;
-#                       trixie's trilinos 16 carries Kokkos 4: SSB_TRILINOS_SUITE=trixie)
+#   SSB_TRILINOS_SUITE  Debian suite of the source package (default: the system's, e.g. bookworm).
+#                       Only sid's trilinos (16.1.0) carries a Kokkos 4; trixie's is 13.2.0 like
+#                       bookworm's. (On the project's build machine, whose archive mirror serves
+#                       bookworm, sid's trilinos_16.1.0.orig.tar.gz answers 404, so no Kokkos 4.)
 #
 # Needs root with apt-get the first time (it adds a deb-src entry when there is none, installs
 # dpkg-dev, cmake and g++, and runs `apt-get source --download-only trilinos`). A run that finds a

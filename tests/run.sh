@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian 12 machine (as root) or any machine that already has
 # g++, CMake, doctest, libpng, Google Benchmark, OpenBLAS and libtorch: installs the packages, then
-# builds and runs every test twice, in a Release build (benchmarks and the libtorch example
-# included) and in an AddressSanitizer + UndefinedBehaviorSanitizer build (without libtorch).
+# compiles the GPU backends (their tests report "skipped" without a device), then builds and runs
+# every test in a Release build (benchmarks and the libtorch example included), in an
+# AddressSanitizer + UndefinedBehaviorSanitizer build (without libtorch) and on two Kokkos installs.
+# The last lines are a summary: one line per ctest run, with its counts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,14 +17,24 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
 fi
 
 jobs=$(nproc)
+# Each ctest run (here and in run_kokkos.sh / run_gpu.sh) appends its count line to this file.
+export SSB_TEST_SUMMARY=$PWD/build/test-summary.txt
+mkdir -p build && : >"$SSB_TEST_SUMMARY"
+
 run_suite() {  # run_suite NAME CMAKE_ARGS...
   local dir=build/$1
   shift
   echo "== ssbnet tests: $dir"
   cmake -S . -B "$dir" -DSSB_WERROR=ON "$@"
   cmake --build "$dir" -j"$jobs"
-  ctest --test-dir "$dir" --output-on-failure -j"$jobs"
+  ctest --test-dir "$dir" --output-on-failure -j"$jobs" | tee "$dir/ctest.log"
+  bash tests/summarize_ctest.sh "$dir" "$dir/ctest.log" >>"$SSB_TEST_SUMMARY"
 }
+
+# The GPU backends on this GPU-less machine: the CUDA backend's tests and benchmarks compiled by
+# nvcc (when a CUDA toolkit is installed) and the HIP test by Debian's hipcc; ctest reports their
+# tests skipped (no device). tests/device/run.sh runs them on a GPU machine.
+bash tests/run_gpu.sh
 
 run_suite release -DCMAKE_BUILD_TYPE=Release
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
@@ -32,7 +44,5 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 # trilinos sources (cached in ~/.cache/ssbnet).
 bash tests/run_kokkos.sh
 
-# The GPU backends on this GPU-less machine: the CUDA backend's tests and benchmarks compiled by
-# nvcc (when a CUDA toolkit is installed) and the HIP test by Debian's hipcc; ctest reports their
-# tests skipped (no device). tests/device/run.sh runs them on a GPU machine.
-bash tests/run_gpu.sh
+echo "== ssbnet tests: summary (every ctest run above)"
+cat "$SSB_TEST_SUMMARY"

@@ -37,4 +37,5 @@ echo "== ssbnet tests: $dir (${targets[*]})"
 cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DSSB_WERROR=ON -DSSB_BUILD_EXAMPLES=OFF "${args[@]}"
 cmake --build "$dir" -j"$(nproc)" --target "${targets[@]}"
 regex=$(IFS='|'; echo "^(${tests[*]})\$")
-ctest --test-dir "$dir" --output-on-failure -R "$regex"
+ctest --test-dir "$dir" --output-on-failure -R "$regex" | tee "$dir/ctest.log"
+bash tests/summarize_ctest.sh "$dir" "$dir/ctest.log" >>"${SSB_TEST_SUMMARY:-/dev/null}"
