@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU backends on a machine without a GPU: compiles the CUDA backend's tests, benchmarks and
 # header check with nvcc (when a CUDA toolkit is there: /usr/local/cuda or nvcc on PATH), and the
-# HIP backend's test with Debian's hipcc for gfx90a; ctest then runs them, and each reports
+# HIP backend's test with Debian's hipcc for gfx90a, and ssb_torch.hpp's CUDA path against
+# libtorch's headers when libtorch is installed (compile only); ctest then runs them, and each reports
 # "skipped" (no CUDA / HIP device), never "passed". On a GPU machine, tests/device/run.sh runs
 # the CUDA tests and benchmarks for real.
 set -euo pipefail
@@ -34,7 +35,12 @@ fi
 
 dir=build/gpu
 echo "== ssbnet tests: $dir (${targets[*]})"
-cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DSSB_WERROR=ON -DSSB_BUILD_EXAMPLES=OFF "${args[@]}"
+cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DSSB_WERROR=ON "${args[@]}"
+# ssb_torch.hpp's CUDA path, compiled against libtorch's headers when examples/torch found
+# libtorch (Debian's is CPU-only: nothing to link or run).
+if cmake --build "$dir" --target help | grep -q ssb_torch_cuda_check; then
+  targets+=(ssb_torch_cuda_check)
+fi
 cmake --build "$dir" -j"$(nproc)" --target "${targets[@]}"
 regex=$(IFS='|'; echo "^(${tests[*]})\$")
 ctest --test-dir "$dir" --output-on-failure -R "$regex" | tee "$dir/ctest.log"

@@ -20,9 +20,13 @@
 // Tensors: float or double, all on one device; feature maps are NCHW-contiguous (ssb NCHW) or
 // channels_last (ssb NHWC), used in place; other strides are made contiguous first. Outputs keep
 // the memory format of the input. CPU tensors run on ssb::openmp with the thread count given to
-// compute_weights (0: at::get_num_threads()). CUDA tensors need ssbnet's CUDA backend, which does
-// not exist yet: a build that adds it defines SSB_TORCH_WITH_CUDA; without it they are refused
-// with a message saying so.
+// compute_weights (0: at::get_num_threads()). CUDA tensors run on ssb::cuda (<ssb/cuda.cuh>) on
+// the device's current stream, in a build that defines SSB_TORCH_WITH_CUDA and compiles this
+// header with nvcc against a CUDA libtorch; without it they are refused with a message saying so.
+// On CUDA, compute_weights synchronises the stream once (ssb::check_weights_status) so that a bad
+// saliency map raises the same error as on the CPU; the samplers and backwards never synchronise.
+// (Debian's libtorch is CPU-only: the CUDA path is compiled by nvcc in CI, see CMakeLists.txt, but
+// it has not been linked or run.)
 #pragma once
 
 #include <torch/torch.h>
@@ -39,6 +43,7 @@
 
 #ifdef SSB_TORCH_WITH_CUDA
 #include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
 
 #include <ssb/cuda.cuh>
 #endif
@@ -107,7 +112,8 @@ using torch::autograd::variable_list;
 enum Geometry { batch, height, width, out_h, out_w, threads };
 
 // Calls f with the ssbnet execution tag for tensors on `device`: ssb::openmp for CPU tensors and,
-// in a build with the CUDA backend, ssb::cuda on the current stream for CUDA tensors.
+// in a build with the CUDA backend, ssb::cuda on the device's current stream for CUDA tensors
+// (with that device made current for the launches).
 template <class F>
 void with_backend(const at::Device& device, int64_t threads, F&& f) {
   if (device.is_cpu()) {
@@ -116,6 +122,7 @@ void with_backend(const at::Device& device, int64_t threads, F&& f) {
   }
 #ifdef SSB_TORCH_WITH_CUDA
   if (device.is_cuda()) {
+    const c10::cuda::CUDAGuard guard(device);
     f(ssb::cuda{at::cuda::getCurrentCUDAStream(device.index()).stream()});
     return;
   }
@@ -201,6 +208,10 @@ struct WeightsFn : torch::autograd::Function<WeightsFn> {
                                                w.in_height(), w.in_width());
       with_backend(saliency.device(), g[threads], [&](auto exec) {
         ssb::compute_weights(exec, s, w.out_height(), w.out_width(), w);
+#ifdef SSB_TORCH_WITH_CUDA
+        // The host verbs throw on a bad map themselves; the CUDA ones leave a status to read.
+        if constexpr (std::is_same_v<decltype(exec), ssb::cuda>) ssb::check_weights_status(exec, w);
+#endif
       });
       // The weight arrays of both axes, as slices of the workspace, copied into one tensor with
       // the slots of ssb::WeightsGrad.
