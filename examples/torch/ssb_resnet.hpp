@@ -189,12 +189,14 @@ class BottleneckImpl : public torch::nn::Module {
     if (sampled()) {
       const SamplerWeights w = compute_weights(saliency(x), options_.sample_size,
                                                options_.sample_size, options_.threads);
-      return torch::relu(sample_inverse(w, branch(sample(w, x))) + x);
+      // The shortcut add and the ReLU in place on the fresh inverse-sampled map (as torchvision's
+      // `out += identity`): no new full-size tensors. Neither backward needs the overwritten map.
+      return sample_inverse(w, branch(sample(w, x))).add_(x).relu_();
     }
     at::Tensor shortcut = x;
     if (shortcut_pool) shortcut = shortcut_pool(shortcut);
     if (shortcut_conv) shortcut = shortcut_bn(shortcut_conv(shortcut));
-    return torch::relu(branch(x) + shortcut);
+    return branch(x).add_(shortcut).relu_();
   }
 
   // The residual branch: 1x1, 3x3, 1x1 with BN, ReLU between.

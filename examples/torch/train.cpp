@@ -271,6 +271,7 @@ int run(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  ssb_train::keep_freed_memory();
   Args args;
   try {
     args = parse(argc, argv);

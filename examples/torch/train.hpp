@@ -26,6 +26,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -38,7 +39,29 @@
 #include "idx.hpp"
 #include "ssb_resnet.hpp"
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 namespace ssb_train {
+
+// Keeps freed tensor memory in the process's heap for reuse instead of handing it back to the
+// kernel. glibc's malloc serves blocks over 128 KiB (a dynamic threshold) with fresh mmap()s and
+// unmaps them on free, and trims the heap top, so every large activation of every step comes back
+// as new zero-filled pages: on this project's 2-core VM that page-fault traffic took 63% of a
+// ResNet-D-50 inference (batch 8: 757 ms, 283 ms with this) and two thirds of a training step of
+// the 28x28 SSB-ResNet (122 images/s, 384 with this). Blocks up to 32 MiB (glibc's largest
+// mmap threshold) now come from the heap, and the heap is never trimmed. The computed bits do not
+// change. Same effect as MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=2147483647 in
+// the environment, or as linking a caching allocator (jemalloc, tcmalloc), as PyTorch's CPU
+// performance guide recommends. Returns false where it could not be applied (not glibc).
+inline bool keep_freed_memory() {
+#if defined(__GLIBC__)
+  return mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, INT_MAX) == 1;
+#else
+  return false;
+#endif
+}
 
 // Grey images of one size, and their labels.
 struct Dataset {
