@@ -38,6 +38,14 @@ inline double median(std::vector<double> v) {
 inline LatencyResult measure_latency(int threads, int depth = 50, int64_t batch = 8,
                                      int64_t size = 224, int warmup = 2, int runs = 5) {
   torch::NoGradGuard no_grad;
+  // libtorch's intra-op threads too (a process that never sets them ran the convolutions about
+  // twice as slowly here), restored on return.
+  const int torch_threads = at::get_num_threads();
+  at::set_num_threads(threads);
+  struct Restore {
+    int threads;
+    ~Restore() { at::set_num_threads(threads); }
+  } restore{torch_threads};
   torch::manual_seed(0);
   auto baseline = ssb_torch::ssb_resnet_d(depth, ssb_torch::Sampling::none, 1000, threads);
   auto ssb = ssb_torch::ssb_resnet_d(depth, ssb_torch::Sampling::adaptive, 1000, threads);
