@@ -377,15 +377,16 @@ inline SSBResNet ssb_resnet_d(int depth, Sampling sampling = Sampling::adaptive,
 }
 
 // A CIFAR-style bottleneck (SSB-)ResNet for 28 x 28 input (Fashion-MNIST): a 3x3 stem of 16
-// channels at full size, groups of mid widths 16, 32, 64 (outputs 64, 128, 256) at 28, 14 and 7
-// pixels, samplers (16, 8, 4) (the paper's sizes for the same 28, 14, 7 pixel maps; or
-// `sample_sizes`) on every block but the first of each group.
+// channels at full size, groups of mid widths 16, 32, 64 (outputs 64, 128, 256; or `widths`) at
+// 28, 14 and 7 pixels, samplers (16, 8, 4) (the paper's sizes for the same 28, 14, 7 pixel maps;
+// or `sample_sizes`) on every block but the first of each group.
 inline SSBResNet ssb_resnet_28(Sampling sampling = Sampling::adaptive, int64_t blocks_per_group = 3,
                                int64_t in_channels = 1, int64_t classes = 10, int threads = 0,
-                               std::vector<int64_t> sample_sizes = {16, 8, 4}) {
+                               std::vector<int64_t> sample_sizes = {16, 8, 4},
+                               std::vector<int64_t> widths = {16, 32, 64}) {
   ResNetOptions o;
   o.blocks = {blocks_per_group, blocks_per_group, blocks_per_group};
-  o.widths = {16, 32, 64};
+  o.widths = std::move(widths);
   o.sample_sizes = std::move(sample_sizes);
   o.stem = Stem::small;
   o.stem_width = 16;

@@ -3,7 +3,8 @@
 //
 //   ssb_train [--model ssb|baseline|uniform] [--epochs N] [--threads N] [--seed N] [--out DIR]
 //             [--resume] [--limit N] [--test-limit N] [--batch N] [--lr X] [--blocks N]
-//             [--sizes A,B,C] [--data DIR] [--pictures N] [--latency-runs N] [--progress MODE]
+//             [--sizes A,B,C] [--widths A,B,C] [--data DIR] [--pictures N] [--latency-runs N]
+//             [--progress MODE]
 //
 // The defaults are the short run (the README's main job): the SSB model, 1 epoch on the first
 // 4000 training images, 2 threads, seed 1, 4 pictures, the latency benchmark with 5 runs. The full
@@ -57,6 +58,7 @@ const char* kUsage =
     "  --lr X            learning rate for batch 128, scaled with the batch (default 0.1)\n"
     "  --blocks N        blocks per group (default 3)\n"
     "  --sizes A,B,C     sampling sizes of the three groups (default 16,8,4)\n"
+    "  --widths A,B,C    mid widths of the three groups (default 16,32,64)\n"
     "  --data DIR        IDX files (default /usr/share/datasets/fashion-mnist)\n"
     "  --pictures N      Fig. 3 pictures for the first N test images, 0 for none (default 4)\n"
     "  --latency-runs N  SSB-ResNet-D-50 vs ResNet-D-50 latency, N timed runs, 0 to skip (default "
@@ -72,6 +74,23 @@ int64_t parse_int(const std::string& option, const std::string& text, int64_t mi
   }
   if (v < min) throw UsageError(option + ": " + text + " is below " + std::to_string(min));
   return v;
+}
+
+// Three whole numbers >= min, "A,B,C".
+std::vector<int64_t> parse_triple(const std::string& option, const std::string& text, int64_t min) {
+  std::vector<int64_t> values;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = text.find(',', start);
+    values.push_back(parse_int(
+        option, text.substr(start, comma == std::string::npos ? comma : comma - start), min));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  if (values.size() != 3) {
+    throw UsageError(option + " needs three numbers A,B,C, got '" + text + "'");
+  }
+  return values;
 }
 
 Args parse(int argc, char** argv) {
@@ -130,19 +149,9 @@ Args parse(int argc, char** argv) {
     } else if (option == "--blocks") {
       a.train.blocks = parse_int(option, next(), 2);
     } else if (option == "--sizes") {
-      const std::string v = next();
-      std::vector<int64_t> sizes;
-      size_t start = 0;
-      while (start <= v.size()) {
-        const size_t comma = v.find(',', start);
-        const std::string part =
-            v.substr(start, comma == std::string::npos ? comma : comma - start);
-        sizes.push_back(parse_int("--sizes", part, 0));
-        if (comma == std::string::npos) break;
-        start = comma + 1;
-      }
-      if (sizes.size() != 3) throw UsageError("--sizes needs three sizes A,B,C, got '" + v + "'");
-      a.train.sizes = sizes;
+      a.train.sizes = parse_triple(option, next(), 0);
+    } else if (option == "--widths") {
+      a.train.widths = parse_triple(option, next(), 1);
     } else if (option == "--data") {
       a.data = next();
     } else if (option == "--pictures") {
@@ -187,14 +196,18 @@ int run(const Args& a) {
   ssb_train::Trainer trainer(a.train);
   auto& net = trainer.net();
   const ssb_torch::Cost cost = net->cost(28, 28);
-  const double base_macs =
-      ssb_torch::ssb_resnet_28(ssb_torch::Sampling::none, a.train.blocks)->cost(28, 28).paper();
+  const double base_macs = ssb_torch::ssb_resnet_28(ssb_torch::Sampling::none, a.train.blocks, 1,
+                                                    10, 0, a.train.sizes, a.train.widths)
+                               ->cost(28, 28)
+                               .paper();
   std::printf(
-      "ssb_train: model %s (%lld blocks per group, sampling sizes %lld,%lld,%lld), "
-      "%.3f M parameters\n",
+      "ssb_train: model %s (%lld blocks per group, sampling sizes %lld,%lld,%lld, widths "
+      "%lld,%lld,%lld), %.3f M parameters\n",
       a.train.model.c_str(), static_cast<long long>(a.train.blocks),
       static_cast<long long>(a.train.sizes[0]), static_cast<long long>(a.train.sizes[1]),
-      static_cast<long long>(a.train.sizes[2]), double(net->parameter_count()) / 1e6);
+      static_cast<long long>(a.train.sizes[2]), static_cast<long long>(a.train.widths[0]),
+      static_cast<long long>(a.train.widths[1]), static_cast<long long>(a.train.widths[2]),
+      double(net->parameter_count()) / 1e6);
   std::printf(
       "  multiply-adds per image: %.4f G counting samplers as the paper (dense, %.1f%% "
       "fewer than the baseline's %.4f G), %.4f G as they run (banded, %.1f%% fewer)\n",

@@ -171,6 +171,7 @@ struct TrainOptions {
   std::string model = "ssb";  // ssb | baseline | uniform
   int64_t blocks = 3;         // blocks per group
   std::vector<int64_t> sizes{16, 8, 4};
+  std::vector<int64_t> widths{16, 32, 64};  // mid widths of the three groups
   int64_t epochs = 1;
   int64_t batch = 128;
   double lr = 0.1;  // for batch 128; scaled linearly with the batch
@@ -188,6 +189,8 @@ struct TrainOptions {
     std::ostringstream s;
     s << "model=" << model << " blocks=" << blocks << " sizes=";
     for (size_t i = 0; i < sizes.size(); ++i) s << (i ? "," : "") << sizes[i];
+    s << " widths=";
+    for (size_t i = 0; i < widths.size(); ++i) s << (i ? "," : "") << widths[i];
     s << " epochs=" << epochs << " batch=" << batch << " lr=" << lr << " momentum=" << momentum
       << " weight_decay=" << weight_decay << " pad=" << pad << " seed=" << seed
       << " threads=" << threads << " channels_last=" << channels_last
@@ -255,7 +258,7 @@ class Trainer {
     TORCH_CHECK(options.threads >= 1, "ssb_train: --threads must be >= 1");
     torch::manual_seed(options.seed);
     net_ = ssb_torch::ssb_resnet_28(parse_model(options.model), options.blocks, 1, 10,
-                                    options.threads, options.sizes);
+                                    options.threads, options.sizes, options.widths);
     if (options.channels_last) to_channels_last(*net_);
     std::vector<at::Tensor> decay, no_decay;
     for (const auto& p : net_->parameters()) (p.dim() > 1 ? decay : no_decay).push_back(p);
