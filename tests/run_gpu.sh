@@ -38,7 +38,9 @@ echo "== ssbnet tests: $dir (${targets[*]})"
 cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DSSB_WERROR=ON "${args[@]}"
 # ssb_torch.hpp's CUDA path, compiled against libtorch's headers when examples/torch found
 # libtorch (Debian's is CPU-only: nothing to link or run).
-if cmake --build "$dir" --target help | grep -q ssb_torch_cuda_check; then
+# (The target list first, whole: grep -q would close the pipe early and, with pipefail, fail.)
+help=$(cmake --build "$dir" --target help)
+if grep -q ssb_torch_cuda_check <<<"$help"; then
   targets+=(ssb_torch_cuda_check)
 fi
 cmake --build "$dir" -j"$(nproc)" --target "${targets[@]}"
