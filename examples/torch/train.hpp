@@ -46,18 +46,20 @@
 namespace ssb_train {
 
 // Keeps freed tensor memory in the process's heap for reuse instead of handing it back to the
-// kernel. glibc's malloc serves blocks over 128 KiB (a dynamic threshold) with fresh mmap()s and
-// unmaps them on free, and trims the heap top, so every large activation of every step comes back
-// as new zero-filled pages: on this project's 2-core VM that page-fault traffic took 63% of a
-// ResNet-D-50 inference (batch 8: 757 ms, 283 ms with this) and two thirds of a training step of
-// the 28x28 SSB-ResNet (122 images/s, 384 with this). Blocks up to 32 MiB (glibc's largest
-// mmap threshold) now come from the heap, and the heap is never trimmed. The computed bits do not
-// change. Same effect as MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=2147483647 in
-// the environment, or as linking a caching allocator (jemalloc, tcmalloc), as PyTorch's CPU
-// performance guide recommends. Returns false where it could not be applied (not glibc).
+// kernel. glibc's malloc serves blocks over 128 KiB (a dynamic threshold, at most 32 MiB) with
+// fresh mmap()s and unmaps them on free, and trims the heap top, so every large activation of
+// every step comes back as new zero-filled pages: on this project's 2-core VM that page-fault
+// traffic took 63% of a ResNet-D-50 inference (batch 8: 757 ms, 283 ms with this) and two thirds
+// of a training step of the 28x28 SSB-ResNet (122 images/s, 384 with this; with --widths
+// 32,64,128, whose activations at batch 128 exceed 32 MiB, 81 images/s with only the threshold
+// raised and 130 with no mmap at all). So malloc never uses mmap (M_MMAP_MAX 0; glibc still
+// falls back to it when the heap cannot grow) and never trims the heap. The computed bits do not
+// change. Same effect as MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647 in the
+// environment; a caching allocator (jemalloc, tcmalloc), as PyTorch's CPU performance guide
+// recommends, does the same job. Returns false where it could not be applied (not glibc).
 inline bool keep_freed_memory() {
 #if defined(__GLIBC__)
-  return mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, INT_MAX) == 1;
+  return mallopt(M_MMAP_MAX, 0) == 1 && mallopt(M_TRIM_THRESHOLD, INT_MAX) == 1;
 #else
   return false;
 #endif
