@@ -11,8 +11,9 @@ timing of each, the median shows how much the machine moved.
 """
 import collections
 import json
-import statistics
 import sys
+
+from report import UNIT_MS, VERBS, median
 
 
 def main(path, backend, reference, layout="NHWC", saliency="sigmoid"):
@@ -20,24 +21,21 @@ def main(path, backend, reference, layout="NHWC", saliency="sigmoid"):
         data = json.load(f)
     reps = collections.defaultdict(list)
     for b in data["benchmarks"]:
-        if b.get("run_type") == "iteration":
-            reps[b["run_name"]].append(b["real_time"])
+        if b.get("run_type") == "iteration" and not b.get("error_occurred"):
+            reps[b["run_name"]].append(float(b["real_time"]) * UNIT_MS[b.get("time_unit", "ns")])
     if not reps:
         sys.exit("compare_backends.py: %s has no repetitions (run with "
                  "--benchmark_report_aggregates_only=false)" % path)
     rows = collections.defaultdict(dict)
-    verbs = []
+    found = set()
     for name, times in reps.items():
         parts = name.split("/")
         if len(parts) < 5 or parts[2] != layout or parts[3] != saliency:
             continue
         verb, bk, shape = parts[0], parts[1], parts[4]
-        if verb not in verbs:
-            verbs.append(verb)
-        rows[shape][(verb, bk)] = (statistics.median(times), min(times), len(times))
-    order = ["compute_weights", "sample", "sample_inverse", "sample_backward",
-             "sample_inverse_backward", "compute_weights_backward", "round_trip"]
-    verbs.sort(key=lambda v: (order.index(v) if v in order else len(order), v))
+        found.add(verb)
+        rows[shape][(verb, bk)] = (median(times), min(times))
+    verbs = [v for v in VERBS if v in found]
     out = ["%s / %s time, %s %s: median / minimum of the repetitions" %
            (backend, reference, layout, saliency), "",
            "| shape | " + " | ".join(verbs) + " |", "|---|" + "---|" * len(verbs)]
