@@ -17,7 +17,8 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
 fi
 
 jobs=$(nproc)
-# Each ctest run (here and in run_kokkos.sh / run_gpu.sh) appends its count line to this file.
+# Each ctest run (tests/run_ctest.sh, here and in run_kokkos.sh / run_gpu.sh) appends its count
+# line to this file.
 export SSB_TEST_SUMMARY=$PWD/build/test-summary.txt
 mkdir -p build && : >"$SSB_TEST_SUMMARY"
 
@@ -27,8 +28,7 @@ run_suite() {  # run_suite NAME CMAKE_ARGS...
   echo "== ssbnet tests: $dir"
   cmake -S . -B "$dir" -DSSB_WERROR=ON "$@"
   cmake --build "$dir" -j"$jobs"
-  ctest --test-dir "$dir" --output-on-failure -j"$jobs" | tee "$dir/ctest.log"
-  bash tests/summarize_ctest.sh "$dir" "$dir/ctest.log" >>"$SSB_TEST_SUMMARY"
+  bash tests/run_ctest.sh "$dir" --test-dir "$dir" --output-on-failure -j"$jobs"
 }
 
 # The GPU backends on this GPU-less machine: the CUDA backend's tests and benchmarks compiled by

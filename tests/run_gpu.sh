@@ -45,5 +45,4 @@ if grep -q ssb_torch_cuda_check <<<"$help"; then
 fi
 cmake --build "$dir" -j"$(nproc)" --target "${targets[@]}"
 regex=$(IFS='|'; echo "^(${tests[*]})\$")
-ctest --test-dir "$dir" --output-on-failure -R "$regex" | tee "$dir/ctest.log"
-bash tests/summarize_ctest.sh "$dir" "$dir/ctest.log" >>"${SSB_TEST_SUMMARY:-/dev/null}"
+bash tests/run_ctest.sh "$dir" --test-dir "$dir" --output-on-failure -R "$regex"

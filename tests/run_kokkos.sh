@@ -50,8 +50,8 @@ run_suite() {
   log "[$name] build"
   cmake --build "$dir" -j "$jobs" --target ssb_tests_kokkos ssb_kokkos_compile_checks
   log "[$name] test"
-  ctest --test-dir "$dir" -R '^kokkos:' -j "$jobs" --output-on-failure | tee "$dir/ctest.log"
-  bash "$repo/tests/summarize_ctest.sh" "${dir#"$repo"/}" "$dir/ctest.log" >>"${SSB_TEST_SUMMARY:-/dev/null}"
+  bash "$repo/tests/run_ctest.sh" "${dir#"$repo"/}" --test-dir "$dir" -R '^kokkos:' -j "$jobs" \
+    --output-on-failure
   log "[$name] passed in $((SECONDS - start)) s"
 }
 
