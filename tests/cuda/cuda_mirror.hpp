@@ -5,6 +5,7 @@
 // The mirror functions live in mirror.cu (nvcc); this header is plain C++.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -17,6 +18,11 @@ struct cuda_mirror {};
 
 // CUDA devices visible to this process (0 when there is no driver or no device), and why not.
 int cuda_device_count(std::string* why);
+
+// From now on the device copies of maps, saliency and outputs (of the mirror and of
+// cuda_reduced_run) start `bytes` past a 256-byte aligned allocation: 8 moves them off 16-byte
+// boundaries, so that the GPU backend takes its per-element path instead of its 16-byte packs.
+void set_mirror_offset(std::size_t bytes);
 
 namespace mirror {
 

@@ -19,18 +19,21 @@ void ok(cudaError_t e, const char* what) {
   }
 }
 
-// A device buffer holding a copy of host bytes.
+std::size_t g_offset = 0;  // set_mirror_offset
+
+// A device buffer holding a copy of host bytes, g_offset bytes past the allocation's start.
 class Buffer {
  public:
   explicit Buffer(std::size_t bytes, const void* host = nullptr) : bytes_(bytes) {
     if (bytes_ == 0) return;
-    ok(cudaMalloc(&data_, bytes_), "cudaMalloc");
+    ok(cudaMalloc(&base_, bytes_ + g_offset), "cudaMalloc");
+    data_ = static_cast<unsigned char*>(base_) + g_offset;
     if (host != nullptr) ok(cudaMemcpy(data_, host, bytes_, cudaMemcpyHostToDevice), "upload");
   }
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
   ~Buffer() {
-    if (data_ != nullptr) cudaFree(data_);
+    if (base_ != nullptr) cudaFree(base_);
   }
   void download(void* host) const {
     if (bytes_ != 0) ok(cudaMemcpy(host, data_, bytes_, cudaMemcpyDeviceToHost), "download");
@@ -41,6 +44,7 @@ class Buffer {
   }
 
  private:
+  void* base_ = nullptr;
   void* data_ = nullptr;
   std::size_t bytes_ = 0;
 };
@@ -162,6 +166,10 @@ void compute_weights_backward_impl(ssb::SaliencyMap<const T> s, const ssb::Weigh
 }
 
 }  // namespace
+
+void set_mirror_offset(std::size_t bytes) {
+  g_offset = bytes;
+}
 
 int cuda_device_count(std::string* why) {
   int count = 0;

@@ -147,3 +147,111 @@ TEST_CASE("CUDA: half and bfloat16 storage against a float reference on the roun
     check_stored(run.d_saliency, ref.d_saliency, c.unit, 256, "d_saliency", true);
   }
 }
+
+namespace {
+
+// The mirror's device copies 8 bytes off 16-byte boundaries while it lives.
+struct Misaligned {
+  Misaligned() { test::set_mirror_offset(8); }
+  ~Misaligned() { test::set_mirror_offset(0); }
+  Misaligned(const Misaligned&) = delete;
+  Misaligned& operator=(const Misaligned&) = delete;
+};
+
+// sample, sample_inverse and sample_backward of one NHWC problem through the mirror: the values
+// and the weight gradients.
+template <class T>
+struct GatherRun {
+  std::vector<T> xr, z, d_x, d_weights;
+};
+template <class T>
+GatherRun<T> gather_run(const ssb::Weights<T>& w, const test::Tensor<T>& x,
+                        const test::Tensor<T>& y) {
+  const test::cuda_mirror exec{};
+  GatherRun<T> run;
+  run.xr = test::sampled(exec, w, x).data;
+  run.z = test::inverse_sampled(exec, w, y).data;
+  test::Tensor<T> d_x(x.n, x.h, x.w, x.c, x.layout);
+  ssb::HostWeightsGrad<T> dw(w);
+  ssb::sample_backward(exec, w, x.cview(), y.cview(), d_x.view(), dw);
+  run.d_x = d_x.data;
+  run.d_weights = dw.values();
+  return run;
+}
+
+template <class T>
+void check_packs_against_elements(std::mt19937& rng) {
+  constexpr int pack = int(16 / sizeof(T));
+  for (const test::Shape& s :
+       {test::Shape{2, 28, 28, 16 * pack, 16, 16}, test::Shape{3, 9, 13, 3 * pack, 20, 7},
+        test::Shape{1, 6, 5, pack, 6, 5}, test::Shape{2, 30, 17, 2 * pack, 5, 4},
+        // few rows of many channels: rows split over several blocks
+        test::Shape{1, 12, 10, 96 * pack, 5, 7}}) {
+    CAPTURE(test::describe(s.n, s.h, s.w, s.c, s.hr, s.wr, test::Layout::nhwc));
+    const auto w = test::weights_for(test::cuda_mirror{},
+                                     test::smooth_saliency<T>(rng, s.n, s.h, s.w), s.hr, s.wr);
+    const auto x = test::random_tensor<T>(rng, s.n, s.h, s.w, s.c, test::Layout::nhwc);
+    const auto y = test::random_tensor<T>(rng, s.n, s.hr, s.wr, s.c, test::Layout::nhwc);
+    const GatherRun<T> packed = gather_run(w, x, y);
+    GatherRun<T> elements;
+    {
+      const Misaligned off;
+      elements = gather_run(w, x, y);
+    }
+    CHECK(test::bitwise_equal(packed.xr, elements.xr));
+    CHECK(test::bitwise_equal(packed.z, elements.z));
+    CHECK(test::bitwise_equal(packed.d_x, elements.d_x));
+    // The pair dots sum the channels in another (fixed) order on each path.
+    test::check_close(packed.d_weights, elements.d_weights, 64.0 * s.c, "d_weights");
+  }
+}
+
+}  // namespace
+
+TEST_CASE("CUDA: the NHWC 16-byte pack path gives the per-element path's bits") {
+  std::mt19937 rng(31);
+  check_packs_against_elements<float>(rng);
+  check_packs_against_elements<double>(rng);
+  // half: packs of 8, float arithmetic.
+  const auto in = make_inputs(rng, 2, 12, 10, 48, 7, 6);
+  const auto packed = test::cuda_reduced_run(test::Storage::half, in);
+  test::ReducedRun elements;
+  {
+    const Misaligned off;
+    elements = test::cuda_reduced_run(test::Storage::half, in);
+  }
+  CHECK(test::bitwise_equal(packed.xr, elements.xr));
+  CHECK(test::bitwise_equal(packed.z, elements.z));
+  CHECK(test::bitwise_equal(packed.d_x, elements.d_x));
+  CHECK(test::bitwise_equal(packed.d_y, elements.d_y));
+  check_stored(packed.d_weights, elements.d_weights, 0.0, 256, "d_weights", true);
+}
+
+TEST_CASE("CUDA: maps too wide for the shared-memory staging, against the serial reference") {
+  // W + Wr - 1 = 3219 x segments: the segment walk, the marginal gradients, the inverse gather and
+  // the pair dots work on global memory instead of shared-memory copies (48 KiB).
+  std::mt19937 rng(5);
+  for (test::Layout layout : {test::Layout::nhwc, test::Layout::nchw}) {
+    CAPTURE(ssb::to_string(layout));
+    const auto in = make_inputs(rng, 1, 2, 3100, 8, 2, 120);  // NHWC
+    test::ReducedInputs on_device = in;
+    const auto to_layout = [&](const std::vector<float>& v, int h, int w) {
+      return test::relayout(tensor(v, in.n, h, w, in.c, test::Layout::nhwc), layout).data;
+    };
+    on_device.x = to_layout(in.x, in.h, in.w);
+    on_device.y = to_layout(in.y, in.hr, in.wr);
+    on_device.d_xr = to_layout(in.d_xr, in.hr, in.wr);
+    on_device.d_z = to_layout(in.d_z, in.h, in.w);
+    const auto got = test::cuda_pipeline_twice(on_device, layout).front();
+    const auto ref = serial_reference(in);
+    const auto nhwc = [&](const std::vector<float>& v, int h, int w) {
+      return test::relayout(tensor(v, in.n, h, w, in.c, layout), test::Layout::nhwc).data;
+    };
+    check_stored(nhwc(got.xr, in.hr, in.wr), ref.xr, 0.0, 64, "sample");
+    check_stored(nhwc(got.z, in.h, in.w), ref.z, 0.0, 64, "sample_inverse");
+    check_stored(nhwc(got.d_x, in.h, in.w), ref.d_x, 0.0, 64, "d_x");
+    check_stored(nhwc(got.d_y, in.hr, in.wr), ref.d_y, 0.0, 64, "d_y");
+    check_stored(got.d_weights, ref.d_weights, 0.0, 256, "d_weights", true);
+    check_stored(got.d_saliency, ref.d_saliency, 0.0, 256, "d_saliency", true);
+  }
+}

@@ -73,6 +73,11 @@ __host__ __device__ inline float widen(bfloat16 v) {
 __host__ __device__ inline void narrow(bfloat16* p, float v) {
   *p = bfloat16(v);
 }
+// Lane u of each group of 32 lanes gets lane u + delta's value (its own past the group's end).
+template <class V>
+__device__ inline V shfl_down32(V v, unsigned delta) {
+  return __shfl_down(v, delta, 32);
+}
 #else
 using stream_t = cudaStream_t;
 using error_t = cudaError_t;
@@ -126,7 +131,28 @@ __host__ __device__ inline float widen(bfloat16 v) {
 __host__ __device__ inline void narrow(bfloat16* p, float v) {
   *p = __float2bfloat16_rn(v);
 }
+template <class V>
+__device__ inline V shfl_down32(V v, unsigned delta) {
+  return __shfl_down_sync(0xffffffffu, v, delta, 32);
+}
 #endif
+
+// The arithmetic of the gathers and dots, spelled out: a product rounded on its own and a fused
+// multiply-add, which no compiler may contract or split. (Left to the compiler, a*b + c becomes a
+// fused multiply-add in one kernel and not in another, and two kernels that sum in the same order
+// no longer give the same bits.)
+__device__ inline float mul_rn(float a, float b) {
+  return __fmul_rn(a, b);
+}
+__device__ inline double mul_rn(double a, double b) {
+  return __dmul_rn(a, b);
+}
+__device__ inline float fma_rn(float a, float b, float c) {
+  return __fmaf_rn(a, b, c);
+}
+__device__ inline double fma_rn(double a, double b, double c) {
+  return __fma_rn(a, b, c);
+}
 
 __host__ __device__ inline float widen(float v) {
   return v;

@@ -6,18 +6,24 @@
 // by them (see "Errors" below), and the one temporary (the pair dots of the weight gradients) is
 // allocated and freed stream-ordered (cudaMallocAsync / hipMallocAsync).
 //
-// Kernels (one thread per element, no atomics anywhere, so results are bitwise reproducible run to
-// run; every sum has a fixed order):
+// Kernels (no atomics anywhere, so results are bitwise reproducible run to run; every sum has a
+// fixed order, and the gathers and dots round through gpu::mul_rn / gpu::fma_rn, which no
+// compiler contracts differently in different kernels):
 //   masses    one block per image: row sums r[h] in the 8-lane order of compute_masses, column
 //             sums c[w] and the total in row order: the host's bits. Checks the values.
-//   walk      one thread per (image, axis): detail::segment_walk, the host's body and bits.
-//   gather    one thread per destination element, detail::gather_element (the host's order).
-//             Threads of a block run along the destination's fastest axis: channels for NHWC
-//             (coalesced loads of 32 channels per warp), width for NCHW.
-//   dots      one group of 32 threads per pair (y segment k, x segment l): D(k, l) of
-//             backward.hpp, channels split across the lanes, then a fixed shared-memory tree.
+//   walk      one block per (image, axis): one thread runs detail::segment_walk (the host's body
+//             and bits) on copies in shared memory.
+//   gather    NHWC maps whose channels fill 16-byte packs (the usual case): one block per
+//             destination row and chunk of channels; y sums of every source column into shared
+//             memory, then x sums (gather_rows_kernel). Otherwise one thread per destination
+//             element (gather_kernel). Both in detail::gather_element's order, with the same bits.
+//   dots      one block per y segment k, one group of 32 lanes per pair (k, l): D(k, l) of
+//             backward.hpp, channels split across the lanes, then a fixed shuffle tree.
 //   grads     one thread per segment: detail::segment_grad.
-//   saliency  one thread per (image, axis) for detail::marginal_grad, then one per pixel.
+//   saliency  one block per image: detail::marginal_grad of both axes (two threads, on copies in
+//             shared memory), then one thread per pixel.
+// Where a map is too large for the shared-memory copies (staging_bytes), the same kernels work on
+// global memory (walk, saliency, dots) or the per-element gather is used.
 // Storage: float and double maps use weights of the same type. gpu::half and gpu::bfloat16 maps
 // (FeatureMap<half>, SaliencyMap<half>, ...) use Weights<float>: values are widened to float,
 // summed in float, rounded to nearest on store.
@@ -101,6 +107,7 @@ constexpr void require_storage() {
 }
 
 constexpr int block_threads = 256;
+constexpr std::int64_t min_blocks = 1024;  // blocks that keep an H100's 132 SMs busy
 
 inline unsigned grid_for(std::int64_t items, std::int64_t per_block) {
   const std::int64_t blocks = (items + per_block - 1) / per_block;
@@ -109,43 +116,55 @@ inline unsigned grid_for(std::int64_t items, std::int64_t per_block) {
 
 // ---- compute_weights -------------------------------------------------------------------------
 
+// Dynamic shared memory of the compute_weights and compute_weights_backward kernels: they stage
+// what their serial parts read and write there (a serial loop over global memory waits on every
+// load in turn), and work on global memory directly where the staging would not fit.
+constexpr std::size_t staging_bytes = 48 * 1024;
+
 // Row sums (8 lanes, halving tree), column sums and total of every map, exactly as
-// detail::compute_masses orders them, and the value check of detail::check_saliency_image.
+// detail::compute_masses orders them, and the value check of detail::check_saliency_image. One
+// block per image; the sums are staged in shared memory when `staged`.
 template <class S, class T>
-__global__ void masses_kernel(SaliencyMap<const S> s, Weights<T> w) {
-  __shared__ double least_of[block_threads];
+__global__ void masses_kernel(SaliencyMap<const S> s, Weights<T> w, bool staged) {
+  extern __shared__ double staging[];
   __shared__ double total_of;
   const int H = s.height, W = s.width;
   for (int n = blockIdx.x; n < s.batch; n += gridDim.x) {
     const S* map = s.data + std::int64_t(n) * H * W;
     double* row_mass = w.y.mass + std::int64_t(n) * H;
     double* col_mass = w.x.mass + std::int64_t(n) * W;
+    double* rows = staged ? staging : row_mass;
+    double* cols = staged ? staging + H : col_mass;
     double lanes_least[detail::mass_lanes] = {};
     for (int h = threadIdx.x; h < H; h += blockDim.x) {
-      row_mass[h] = detail::row_mass<false>(map + std::int64_t(h) * W, W, nullptr, lanes_least);
+      rows[h] = detail::row_mass<false>(map + std::int64_t(h) * W, W, nullptr, lanes_least);
     }
+    constexpr int batch = 8;  // loads issued together; the adds stay in row order
     for (int x = threadIdx.x; x < W; x += blockDim.x) {
       double col = 0.0;
-      for (int h = 0; h < H; ++h) col += double(map[std::int64_t(h) * W + x]);
-      col_mass[x] = col;
+      int h = 0;
+      for (; h + batch <= H; h += batch) {
+        double v[batch];
+        for (int u = 0; u < batch; ++u) v[u] = double(map[std::int64_t(h + u) * W + x]);
+        for (int u = 0; u < batch; ++u) col += v[u];
+      }
+      for (; h < H; ++h) col += double(map[std::int64_t(h) * W + x]);
+      cols[x] = col;
     }
-    double least = 0.0;
-    for (int u = 0; u < detail::mass_lanes; ++u)
-      least = lanes_least[u] < least ? lanes_least[u] : least;
-    least_of[threadIdx.x] = least;
-    __syncthreads();
+    // compute_masses' smallest value is < 0 exactly when some lane's is (NaN is skipped by both).
+    bool negative = false;
+    for (int u = 0; u < detail::mass_lanes; ++u) negative = negative || lanes_least[u] < 0.0;
+    negative = __syncthreads_or(negative) != 0;
     if (threadIdx.x == 0) {
-      double total = 0.0, smallest = 0.0;
-      for (int h = 0; h < H; ++h) total += row_mass[h];
-      for (unsigned t = 0; t < blockDim.x; ++t)
-        smallest = least_of[t] < smallest ? least_of[t] : smallest;
+      double total = 0.0;
+      for (int h = 0; h < H; ++h) total += rows[h];
       // detail::check_saliency_image's tests, with the status encoding of the file comment.
       std::int64_t status = -1;
-      if (smallest < 0.0 || !(total <= detail::largest_double)) {
+      if (negative || !(total <= detail::largest_double)) {
         status = 1 + detail::first_bad_value(map, std::int64_t(H) * W);  // 0 if none is found
         if (status == 0) status = -1;
       }
-      if (status < 0 && detail::sums_overflow(col_mass, W, total)) {
+      if (status < 0 && detail::sums_overflow(cols, W, total)) {
         status = 1 + std::int64_t(H) * W;
       }
       w.status[n] = status;
@@ -153,30 +172,83 @@ __global__ void masses_kernel(SaliencyMap<const S> s, Weights<T> w) {
       total_of = total;
     }
     __syncthreads();
-    if (!(total_of > 0.0)) {  // the uniform fallback of compute_masses
-      for (int h = threadIdx.x; h < H; h += blockDim.x) row_mass[h] = 1.0;
-      for (int x = threadIdx.x; x < W; x += blockDim.x) col_mass[x] = 1.0;
-    }
+    const bool uniform = !(total_of > 0.0);  // the uniform fallback of compute_masses
+    for (int h = threadIdx.x; h < H; h += blockDim.x) row_mass[h] = uniform ? 1.0 : rows[h];
+    for (int x = threadIdx.x; x < W; x += blockDim.x) col_mass[x] = uniform ? 1.0 : cols[x];
     __syncthreads();
   }
 }
 
-// The segment walk of every (image, axis), only when every image of the batch passed the check.
+// The shared memory of walk_kernel for one axis: mass, then the walk's outputs.
 template <class T>
-__global__ void walk_kernel(Weights<T> w) {
-  const std::int64_t count = 2 * std::int64_t(w.batch);
-  for (std::int64_t t = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; t < count;
-       t += std::int64_t(gridDim.x) * blockDim.x) {
-    for (int m = 0; m < w.batch; ++m) {
-      if (w.status[m] != -1) return;
-    }
+struct WalkStaging {
+  std::size_t mass, weight, out_index, in_index, out_begin, in_begin, flags, bytes;
+  SSB_HOST_DEVICE explicit WalkStaging(int in, int out) {
+    const std::size_t cap = std::size_t(in) + std::size_t(out) - 1;
+    mass = 0;
+    weight = mass + sizeof(double) * std::size_t(in);
+    out_index = weight + (sizeof(T) * cap + 7) / 8 * 8;
+    in_index = out_index + sizeof(std::int32_t) * cap;
+    out_begin = in_index + sizeof(std::int32_t) * cap;
+    in_begin = out_begin + sizeof(std::int32_t) * (std::size_t(out) + 1);
+    flags = in_begin + sizeof(std::int32_t) * (std::size_t(in) + 1);
+    bytes = flags + cap;
+  }
+};
+
+// The segment walk of every (image, axis), one block each, only when every image of the batch
+// passed the check. One thread walks (detail::segment_walk, the host's body and bits), in shared
+// memory when `staged`; the others stage its input and copy its output.
+template <class T>
+__global__ void walk_kernel(Weights<T> w, bool staged) {
+  extern __shared__ double staging[];
+  bool bad = false;
+  for (int m = threadIdx.x; m < w.batch; m += blockDim.x) bad = bad || w.status[m] != -1;
+  if (__syncthreads_or(bad)) return;
+  for (std::int64_t t = blockIdx.x; t < 2 * std::int64_t(w.batch); t += gridDim.x) {
     const int n = int(t / 2);
     const AxisSegments<T>& a = t % 2 == 0 ? w.y : w.x;
+    const int in = a.in_size, out = a.out_size;
     const std::int64_t k0 = std::int64_t(n) * a.capacity();
-    detail::segment_walk(a.mass + std::int64_t(n) * a.in_size, a.mass_total(w.total, n), a.in_size,
-                         a.out_size, a.weight + k0, a.out_index + k0, a.in_index + k0, a.flags + k0,
-                         a.out_begin + std::int64_t(n) * (a.out_size + 1),
-                         a.in_begin + std::int64_t(n) * (a.in_size + 1));
+    const double* mass = a.mass + std::int64_t(n) * in;
+    T* weight = a.weight + k0;
+    std::int32_t *out_index = a.out_index + k0, *in_index = a.in_index + k0;
+    std::uint8_t* flags = a.flags + k0;
+    std::int32_t* out_begin = a.out_begin + std::int64_t(n) * (out + 1);
+    std::int32_t* in_begin = a.in_begin + std::int64_t(n) * (in + 1);
+    if (!staged) {
+      if (threadIdx.x == 0) {
+        detail::segment_walk(mass, a.mass_total(w.total, n), in, out, weight, out_index, in_index,
+                             flags, out_begin, in_begin);
+      }
+      continue;
+    }
+    const WalkStaging<T> at(in, out);
+    unsigned char* base = reinterpret_cast<unsigned char*>(staging);
+    double* s_mass = reinterpret_cast<double*>(base + at.mass);
+    T* s_weight = reinterpret_cast<T*>(base + at.weight);
+    std::int32_t* s_out_index = reinterpret_cast<std::int32_t*>(base + at.out_index);
+    std::int32_t* s_in_index = reinterpret_cast<std::int32_t*>(base + at.in_index);
+    std::int32_t* s_out_begin = reinterpret_cast<std::int32_t*>(base + at.out_begin);
+    std::int32_t* s_in_begin = reinterpret_cast<std::int32_t*>(base + at.in_begin);
+    std::uint8_t* s_flags = base + at.flags;
+    for (int j = threadIdx.x; j < in; j += blockDim.x) s_mass[j] = mass[j];
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      detail::segment_walk(s_mass, a.mass_total(w.total, n), in, out, s_weight, s_out_index,
+                           s_in_index, s_flags, s_out_begin, s_in_begin);
+    }
+    __syncthreads();
+    const int count = s_out_begin[out];
+    for (int k = threadIdx.x; k < count; k += blockDim.x) {
+      weight[k] = s_weight[k];
+      out_index[k] = s_out_index[k];
+      in_index[k] = s_in_index[k];
+      flags[k] = s_flags[k];
+    }
+    for (int i = threadIdx.x; i <= out; i += blockDim.x) out_begin[i] = s_out_begin[i];
+    for (int j = threadIdx.x; j <= in; j += blockDim.x) in_begin[j] = s_in_begin[j];
+    __syncthreads();
   }
 }
 
@@ -187,6 +259,14 @@ __global__ void walk_kernel(Weights<T> w) {
 // plane (NCHW). Lines of 32 elements or more: threadIdx.x walks a line, threadIdx.y picks the
 // line. Shorter lines (NCHW maps 4 wide, a few channels): one flat index over all elements, so
 // that no thread of a warp idles.
+// One term of detail::gather_element's sums, with explicit rounding (gpu::mul_rn): w * v for the
+// first term, else acc + w * v fused. Every GPU gather path sums through this, in
+// gather_element's order, so all of them give the same bits.
+template <class T>
+__device__ inline T term(bool first, T w, T v, T acc) {
+  return first ? gpu::mul_rn(w, v) : gpu::fma_rn(w, v, acc);
+}
+
 template <Direction D, class S, class T>
 __device__ inline void gather_one(const Weights<T>& w, const FeatureMap<const S>& src,
                                   const FeatureMap<S>& dst, T scale, std::int64_t line, int i) {
@@ -210,11 +290,18 @@ __device__ inline void gather_one(const Weights<T>& w, const FeatureMap<const S>
   const int ky0 = detail::range_begin<D>(ay, a), ky1 = detail::range_begin<D>(ay, a + 1);
   const int kx0 = detail::range_begin<D>(ax, b), kx1 = detail::range_begin<D>(ax, b + 1);
   const S* channel = src.data + c * src.channel_stride();
-  const auto load = [&](int sy, int sx) {
-    return T(gpu::widen(channel[src.pixel_offset(n, sy, sx)]));
-  };
-  const T acc = detail::gather_element<D, T>(ay, ax, ky0, ky1, kx0, kx1, load);
-  gpu::narrow(dst.data + dst.pixel_offset(n, a, b) + c * dst.channel_stride(), scale * acc);
+  T acc = T(0);
+  for (int l = kx0; l < kx1; ++l) {
+    const int sx = detail::source_index<D>(ax, l);
+    T inner = T(0);
+    for (int k = ky0; k < ky1; ++k) {
+      const T v = T(gpu::widen(channel[src.pixel_offset(n, detail::source_index<D>(ay, k), sx)]));
+      inner = term(k == ky0, T(ay.weight[k]), v, inner);
+    }
+    acc = term(l == kx0, T(ax.weight[l]), inner, acc);
+  }
+  gpu::narrow(dst.data + dst.pixel_offset(n, a, b) + c * dst.channel_stride(),
+              gpu::mul_rn(scale, acc));
 }
 
 template <Direction D, class S, class T>
@@ -235,10 +322,168 @@ __global__ void gather_kernel(Weights<T> w, FeatureMap<const S> src, FeatureMap<
   }
 }
 
+// 16 bytes of storage elements: the unit of the NHWC fast path's loads and stores.
+template <class S>
+struct alignas(16) Pack {
+  static constexpr int size = int(16 / sizeof(S));
+  S v[size];
+};
+
+// The y sums of one source pixel's pack in gather_rows_kernel: V values in the accumulation type.
+template <class T, int V>
+struct alignas(16) PackSums {
+  T v[V];
+};
+
+// The shared memory of gather_rows_kernel: the source row offsets (in packs) and weights of one
+// destination row's y segments, the source columns and weights of the image's x segments, where
+// each destination column's x segments begin, then the y sums of `chunk` packs of every source
+// column.
+template <class T>
+struct RowStaging {
+  std::size_t y_at, y_weight, x_source, x_weight, x_begin, sums, bytes;
+  SSB_HOST_DEVICE RowStaging(int cap_y, int cap_x, int dst_width, int src_width, int chunk,
+                             std::size_t sums_bytes) {
+    y_at = 0;
+    y_weight = y_at + sizeof(std::int64_t) * std::size_t(cap_y);
+    x_weight = (y_weight + sizeof(T) * std::size_t(cap_y) + 7) / 8 * 8;
+    x_source = x_weight + sizeof(T) * std::size_t(cap_x);
+    x_begin = x_source + sizeof(std::int32_t) * std::size_t(cap_x);
+    sums = (x_begin + sizeof(std::int32_t) * (std::size_t(dst_width) + 1) + 15) / 16 * 16;
+    bytes = sums + sums_bytes * std::size_t(src_width) * std::size_t(chunk);
+  }
+};
+
+// The NHWC fast path of the gather (both maps NHWC, channels a multiple of Pack<S>::size, 16-byte
+// aligned data; launch_gather picks `chunk` so that RowStaging fits staging_bytes). One block per
+// destination row (n, a) and chunk of `chunk` packs (all channels unless rows are few or wide).
+// The row's y segments and the image's x segments are staged in shared memory; then, per channel,
+//   1. the y sums  inner(sx) = sum over the row's y segments k of wy_k * src[sy_k, sx], for every
+//      source column sx, each source pack read once (a warp reads 512 contiguous bytes);
+//   2. dst[a, b] = scale * sum over column b's x segments l of wx_l * inner(sx_l), from shared
+//      memory.
+// inner(sx) is exactly gather_one's inner sum of every x segment with source column sx, and both
+// sums take gather_one's terms in its order: the same bits.
+template <Direction D, class S, class T>
+__global__ void __launch_bounds__(block_threads)
+    gather_rows_kernel(Weights<T> w, FeatureMap<const S> src, FeatureMap<S> dst, T scale, int packs,
+                       int chunk) {
+  extern __shared__ double staging[];
+  constexpr int V = Pack<S>::size;
+  using Sums = PackSums<T, V>;
+  const int dh = dst.height, dw = dst.width, sw = src.width;
+  const RowStaging<T> at(w.y.capacity(), w.x.capacity(), dw, sw, chunk, sizeof(Sums));
+  unsigned char* base = reinterpret_cast<unsigned char*>(staging);
+  std::int64_t* y_at = reinterpret_cast<std::int64_t*>(base + at.y_at);
+  T* y_weight = reinterpret_cast<T*>(base + at.y_weight);
+  std::int32_t* x_source = reinterpret_cast<std::int32_t*>(base + at.x_source);
+  T* x_weight = reinterpret_cast<T*>(base + at.x_weight);
+  std::int32_t* x_begin = reinterpret_cast<std::int32_t*>(base + at.x_begin);
+  Sums* sums = reinterpret_cast<Sums*>(base + at.sums);
+  const int thread = threadIdx.y * blockDim.x + threadIdx.x, threads = blockDim.x * blockDim.y;
+  const std::int64_t row_packs = std::int64_t(sw) * packs;
+  const int splits = (packs + chunk - 1) / chunk;
+  const int tasks = dst.batch * dh * splits;  // < 2^31 (launch_gather)
+  for (int task = blockIdx.x; task < tasks; task += gridDim.x) {
+    const int r = task / splits, q0 = (task - r * splits) * chunk;
+    const int length = min(chunk, packs - q0);
+    const int n = r / dh, a = r - n * dh;
+    const AxisImage<T> ay = w.y.image(n), ax = w.x.image(n);
+    const int ky0 = detail::range_begin<D>(ay, a);
+    const int ny = detail::range_begin<D>(ay, a + 1) - ky0;
+    const int nx = detail::range_begin<D>(ax, dw);  // the x segments of all columns
+    for (int i = thread; i < ny; i += threads) {
+      y_at[i] = detail::source_index<D>(ay, ky0 + i) * row_packs;
+      y_weight[i] = ay.weight[ky0 + i];
+    }
+    for (int l = thread; l < nx; l += threads) {
+      x_source[l] = detail::source_index<D>(ax, l);
+      x_weight[l] = ax.weight[l];
+    }
+    for (int b = thread; b <= dw; b += threads) x_begin[b] = detail::range_begin<D>(ax, b);
+    __syncthreads();
+    const Pack<S>* in = reinterpret_cast<const Pack<S>*>(src.data + src.pixel_offset(n, 0, 0)) + q0;
+    for (int x = threadIdx.y; x < sw; x += blockDim.y) {
+      for (int q = threadIdx.x; q < length; q += blockDim.x) {
+        const Pack<S>* column = in + std::int64_t(x) * packs + q;
+        Sums inner;
+        for (int u = 0; u < V; ++u) inner.v[u] = T(0);
+        for (int i = 0; i < ny; ++i) {
+          const Pack<S> v = column[y_at[i]];
+          const T wk = y_weight[i];
+          for (int u = 0; u < V; ++u)
+            inner.v[u] = term(i == 0, wk, T(gpu::widen(v.v[u])), inner.v[u]);
+        }
+        sums[x * chunk + q] = inner;
+      }
+    }
+    __syncthreads();
+    Pack<S>* out = reinterpret_cast<Pack<S>*>(dst.data + dst.pixel_offset(n, a, 0)) + q0;
+    for (int b = threadIdx.y; b < dw; b += blockDim.y) {
+      const int kx0 = x_begin[b], kx1 = x_begin[b + 1];
+      for (int q = threadIdx.x; q < length; q += blockDim.x) {
+        T acc[V];
+        for (int u = 0; u < V; ++u) acc[u] = T(0);
+        for (int l = kx0; l < kx1; ++l) {
+          const Sums inner = sums[x_source[l] * chunk + q];
+          const T wl = x_weight[l];
+          for (int u = 0; u < V; ++u) acc[u] = term(l == kx0, wl, inner.v[u], acc[u]);
+        }
+        Pack<S> y;
+        for (int u = 0; u < V; ++u) gpu::narrow(&y.v[u], gpu::mul_rn(scale, acc[u]));
+        out[std::int64_t(b) * packs + q] = y;
+      }
+    }
+    __syncthreads();
+  }
+}
+
+// Whether two maps (of one storage type) can be read and written in 16-byte packs: both NHWC,
+// channels a multiple of Pack<S>::size, data 16-byte aligned.
+template <class A, class B>
+bool packs_fit(const FeatureMap<A>& a, const FeatureMap<B>& b) {
+  using S = std::remove_const_t<A>;
+  const auto aligned = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
+  return a.layout == Layout::nhwc && b.layout == Layout::nhwc && a.channels % Pack<S>::size == 0 &&
+         b.channels % Pack<S>::size == 0 && aligned(a.data) && aligned(b.data);
+}
+
 template <class S, class T>
 void launch_gather(gpu::stream_t stream, const char* verb, const Weights<T>& w,
                    const FeatureMap<const S>& src, const FeatureMap<S>& dst, Direction direction,
                    T scale) {
+  if (packs_fit(src, dst)) {
+    const int packs = dst.channels / Pack<S>::size;
+    const std::int64_t rows = std::int64_t(dst.batch) * dst.height;
+    const std::size_t per_pack = sizeof(PackSums<T, Pack<S>::size>);
+    const RowStaging<T> fixed(w.y.capacity(), w.x.capacity(), dst.width, src.width, 0, per_pack);
+    const std::size_t column_bytes = per_pack * std::size_t(src.width);
+    if (fixed.bytes + column_bytes <= staging_bytes) {
+      // The largest power-of-two chunk whose y sums fit; then more, smaller chunks while rows
+      // are few, down to 32 packs, so that some min_blocks blocks keep every SM busy.
+      const std::int64_t fit = std::int64_t((staging_bytes - fixed.bytes) / column_bytes);
+      int chunk = 1;
+      while (2 * chunk <= std::min<std::int64_t>(fit, packs)) chunk *= 2;
+      while (chunk > 32 && rows * ((packs + chunk - 1) / chunk) < min_blocks) chunk /= 2;
+      const std::int64_t tasks = rows * ((packs + chunk - 1) / chunk);
+      if (tasks <= std::numeric_limits<int>::max()) {
+        const int bx = std::min(chunk, block_threads);
+        const dim3 block(unsigned(bx), unsigned(block_threads / bx));
+        const std::size_t shared =
+            RowStaging<T>(w.y.capacity(), w.x.capacity(), dst.width, src.width, chunk, per_pack)
+                .bytes;
+        if (direction == Direction::forward) {
+          gather_rows_kernel<Direction::forward>
+              <<<grid_for(tasks, 1), block, shared, stream>>>(w, src, dst, scale, packs, chunk);
+        } else {
+          gather_rows_kernel<Direction::inverse>
+              <<<grid_for(tasks, 1), block, shared, stream>>>(w, src, dst, scale, packs, chunk);
+        }
+        check_launch(verb, "the gather kernel");
+        return;
+      }
+    }
+  }
   const bool channels_last = dst.layout == Layout::nhwc;
   const int length = channels_last ? dst.channels : dst.width;
   const std::int64_t lines = channels_last ? std::int64_t(dst.batch) * dst.height * dst.width
@@ -261,47 +506,79 @@ void launch_gather(gpu::stream_t stream, const char* verb, const Weights<T>& w,
 
 constexpr int dot_lanes = 32;  // threads per pair
 constexpr int dot_groups = block_threads / dot_lanes;
-
 // dots[(n * cap_y + k) * cap_x + l] = D(k, l) = sum_c src[source pixel, c] * other[dest pixel, c]
-// for every pair of segments of image n (kernels.hpp, "Pair dots"). Lane u sums the channels
-// c = u (mod 32) in order, then the 32 partial sums are added as a halving tree.
+// for every pair of segments of image n (kernels.hpp, "Pair dots"). One block per y segment
+// (n, k): the pixel offsets of the image's x segments are staged in shared memory (when `staged`;
+// else looked up per pair), and each group
+// of 32 lanes (one threadIdx.y) takes the pairs l = threadIdx.y (mod blockDim.y). `packs`: both
+// maps NHWC with channels a multiple of Pack<S>::size and 16-byte aligned (packs_fit): lane u sums
+// the packs q = u (mod 32) in order, one partial sum per element of the pack, and adds those as a
+// halving tree. Otherwise lane u sums the channels c = u (mod 32) in order. Then the 32 lane sums
+// are added as a halving tree (shuffles). A fixed order either way: bitwise reproducible.
 template <Direction D, class S, class T>
-__global__ void pair_dots_kernel(Weights<T> w, FeatureMap<const S> src, FeatureMap<const S> other,
-                                 T* dots) {
-  __shared__ T partial[dot_groups][dot_lanes];
-  const int lane = threadIdx.x, group = threadIdx.y;
+__global__ void __launch_bounds__(block_threads, 4)
+    pair_dots_kernel(Weights<T> w, FeatureMap<const S> src, FeatureMap<const S> other, T* dots,
+                     bool packs, bool staged) {
+  extern __shared__ double staging[];
+  constexpr int V = Pack<S>::size;
+  const int lane = threadIdx.x;
   const int cap_y = w.y.capacity(), cap_x = w.x.capacity();
-  const std::int64_t per_image = std::int64_t(cap_y) * cap_x;
-  const std::int64_t pairs = std::int64_t(w.batch) * per_image;
+  std::int64_t* src_x = reinterpret_cast<std::int64_t*>(staging);  // cap_x offsets, then
+  std::int64_t* other_x = src_x + cap_x;                           // cap_x more
   const std::int64_t src_cs = src.channel_stride(), other_cs = other.channel_stride();
-  // Every thread of the block runs the same number of rounds (the barriers below).
-  for (std::int64_t base = std::int64_t(blockIdx.x) * dot_groups; base < pairs;
-       base += std::int64_t(gridDim.x) * dot_groups) {
-    const std::int64_t t = base + group;
-    bool active = false;
-    T sum = T(0);
-    if (t < pairs) {
-      const int n = int(t / per_image);
-      const int k = int(t % per_image / cap_x), l = int(t % cap_x);
-      const AxisImage<T> ay = w.y.image(n), ax = w.x.image(n);
-      if (k < ay.count() && l < ax.count()) {
-        active = true;
-        const S* in = src.data + src.pixel_offset(n, detail::source_index<D>(ay, k),
-                                                  detail::source_index<D>(ax, l));
-        const S* at = other.data + other.pixel_offset(n, detail::dest_index<D>(ay, k),
-                                                      detail::dest_index<D>(ax, l));
-        for (int c = lane; c < src.channels; c += dot_lanes) {
-          sum += T(gpu::widen(in[c * src_cs])) * T(gpu::widen(at[c * other_cs]));
-        }
+  const std::int64_t segments = std::int64_t(w.batch) * cap_y;
+  const int thread = threadIdx.y * blockDim.x + threadIdx.x, threads = blockDim.x * blockDim.y;
+  for (std::int64_t yk = blockIdx.x; yk < segments; yk += gridDim.x) {
+    const int n = int(yk / cap_y), k = int(yk % cap_y);
+    const AxisImage<T> ay = w.y.image(n), ax = w.x.image(n);
+    if (k >= ay.count()) continue;  // the same for the whole block
+    const int nx = ax.count();
+    const auto src_at = [&](int l) {
+      return src.pixel_offset(n, 0, detail::source_index<D>(ax, l)) - src.pixel_offset(n, 0, 0);
+    };
+    const auto other_at = [&](int l) {
+      return other.pixel_offset(n, 0, detail::dest_index<D>(ax, l)) - other.pixel_offset(n, 0, 0);
+    };
+    if (staged) {
+      for (int l = thread; l < nx; l += threads) {
+        src_x[l] = src_at(l);
+        other_x[l] = other_at(l);
       }
     }
-    partial[group][lane] = sum;
     __syncthreads();
-    for (int width = dot_lanes / 2; width > 0; width /= 2) {
-      if (lane < width) partial[group][lane] += partial[group][lane + width];
-      __syncthreads();
+    const S* src_row = src.data + src.pixel_offset(n, detail::source_index<D>(ay, k), 0);
+    const S* other_row = other.data + other.pixel_offset(n, detail::dest_index<D>(ay, k), 0);
+    // All 32 lanes of a group share l, so the shuffles below run with every lane of the group.
+    for (int l = threadIdx.y; l < nx; l += blockDim.y) {
+      const S* in = src_row + (staged ? src_x[l] : src_at(l));
+      const S* at = other_row + (staged ? other_x[l] : other_at(l));
+      T sum = T(0);
+      if (packs) {
+        T part[V];
+        for (int u = 0; u < V; ++u) part[u] = T(0);
+        const Pack<S>* a = reinterpret_cast<const Pack<S>*>(in);
+        const Pack<S>* b = reinterpret_cast<const Pack<S>*>(at);
+        const int count = src.channels / V;
+#pragma unroll 4
+        for (int q = lane; q < count; q += 32) {
+          const Pack<S> x = a[q], y = b[q];
+          for (int u = 0; u < V; ++u) {
+            part[u] = gpu::fma_rn(T(gpu::widen(x.v[u])), T(gpu::widen(y.v[u])), part[u]);
+          }
+        }
+        for (int width = V / 2; width > 0; width /= 2) {
+          for (int u = 0; u < width; ++u) part[u] += part[u + width];
+        }
+        sum = part[0];
+      } else {
+#pragma unroll 4
+        for (int c = lane; c < src.channels; c += 32) {
+          sum = gpu::fma_rn(T(gpu::widen(in[c * src_cs])), T(gpu::widen(at[c * other_cs])), sum);
+        }
+      }
+      for (unsigned width = 16; width > 0; width /= 2) sum += gpu::shfl_down32(sum, width);
+      if (lane == 0) dots[yk * cap_x + l] = sum;
     }
-    if (active && lane == 0) dots[t] = partial[group][0];
     __syncthreads();
   }
 }
@@ -335,12 +612,18 @@ void launch_weight_grads(gpu::stream_t stream, const char* verb, const Weights<T
   }
   T* dots = static_cast<T*>(memory);
   const dim3 block(dot_lanes, dot_groups);
+  const bool packs = packs_fit(upstream, other);
+  const std::int64_t segments = std::int64_t(w.batch) * w.y.capacity();
+  const std::size_t shared = 2 * sizeof(std::int64_t) * std::size_t(w.x.capacity());
+  const bool staged = shared <= staging_bytes;  // else (W + Wr > 3073) offsets from the weights
   if (direction == Direction::forward) {
     pair_dots_kernel<Direction::forward>
-        <<<grid_for(pairs, dot_groups), block, 0, stream>>>(w, upstream, other, dots);
+        <<<grid_for(segments, 1), block, staged ? shared : 0, stream>>>(w, upstream, other, dots,
+                                                                        packs, staged);
   } else {
     pair_dots_kernel<Direction::inverse>
-        <<<grid_for(pairs, dot_groups), block, 0, stream>>>(w, upstream, other, dots);
+        <<<grid_for(segments, 1), block, staged ? shared : 0, stream>>>(w, upstream, other, dots,
+                                                                        packs, staged);
   }
   gpu::error_t launched = gpu::last_error();
   if (launched == gpu::success) {
@@ -356,36 +639,104 @@ void launch_weight_grads(gpu::stream_t stream, const char* verb, const Weights<T
 
 // ---- compute_weights_backward ----------------------------------------------------------------
 
+// The shared memory of saliency_backward_kernel for one axis: the scratch, mass, d_weight,
+// in_index and flags of detail::marginal_grad.
 template <class T>
-__global__ void marginal_grad_kernel(Weights<T> w, WeightsGrad<T> d_weights) {
-  const int H = w.y.in_size, W = w.x.in_size;
-  const std::int64_t count = 2 * std::int64_t(w.batch);
-  for (std::int64_t t = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; t < count;
-       t += std::int64_t(gridDim.x) * blockDim.x) {
-    const int n = int(t / 2);
-    const double total = w.total[n];
-    if (!(total > 0.0)) continue;
-    double* dr = w.gradient_scratch + std::int64_t(n) * (H + 1 + W + 1);
-    if (t % 2 == 0) {
-      detail::marginal_grad(w.y.image(n), d_weights.y + std::int64_t(n) * d_weights.capacity_y,
-                            w.y.mass + std::int64_t(n) * H, total, dr);
-    } else {
-      detail::marginal_grad(w.x.image(n), d_weights.x + std::int64_t(n) * d_weights.capacity_x,
-                            w.x.mass + std::int64_t(n) * W, total, dr + H + 1);
-    }
+struct MarginalStaging {
+  std::size_t scratch, mass, d_weight, in_index, flags, bytes;
+  SSB_HOST_DEVICE explicit MarginalStaging(int in, int out) {
+    const std::size_t cap = std::size_t(in) + std::size_t(out) - 1;
+    scratch = 0;
+    mass = scratch + sizeof(double) * (std::size_t(in) + 1);
+    d_weight = mass + sizeof(double) * std::size_t(in);
+    in_index = d_weight + (sizeof(T) * cap + 7) / 8 * 8;
+    flags = in_index + sizeof(std::int32_t) * cap;
+    bytes = flags + cap;
   }
+  // The bytes of one axis rounded up to 8, where the next axis' staging starts.
+  SSB_HOST_DEVICE std::size_t bytes_aligned() const { return (bytes + 7) / 8 * 8; }
+};
+
+// Stages one axis of image n for detail::marginal_grad in shared memory (at `base`, laid out by
+// MarginalStaging) and returns the AxisImage, d_weight, mass and scratch pointers to run it on.
+template <class T>
+struct MarginalArgs {
+  AxisImage<T> a;
+  const T* d_weight;
+  const double* mass;
+  double* scratch;
+};
+template <class T>
+__device__ inline MarginalArgs<T> stage_marginal(AxisImage<T> a, const T* d_weight,
+                                                 const double* mass, unsigned char* base,
+                                                 int thread, int threads) {
+  const int in = a.in_size, count = a.count();
+  const MarginalStaging<T> at(in, a.out_size);
+  double* s_mass = reinterpret_cast<double*>(base + at.mass);
+  T* s_d_weight = reinterpret_cast<T*>(base + at.d_weight);
+  std::int32_t* s_in_index = reinterpret_cast<std::int32_t*>(base + at.in_index);
+  std::uint8_t* s_flags = base + at.flags;
+  for (int j = thread; j < in; j += threads) s_mass[j] = mass[j];
+  for (int k = thread; k < count; k += threads) {
+    s_d_weight[k] = d_weight[k];
+    s_in_index[k] = a.in_index[k];
+    s_flags[k] = a.flags[k];
+  }
+  a.in_index = s_in_index;
+  a.flags = s_flags;
+  return {a, s_d_weight, s_mass, reinterpret_cast<double*>(base + at.scratch)};
 }
 
-// dS[n, h, w] = dr[h] + dc[w], or 0 for a map that summed to 0 (detail::saliency_grad_image).
+// compute_weights_backward, one block per image: detail::marginal_grad of the y axis (thread 0)
+// and of the x axis (thread 32) side by side, on copies in shared memory when `staged` (the host's
+// body and bits), into the image's gradient scratch (dr, dc); then
+// dS[n, h, w] = dr[h] + dc[w] by the whole block, or 0 for a map that summed to 0
+// (detail::saliency_grad_image).
 template <class T, class DS>
-__global__ void saliency_grad_kernel(Weights<T> w, DS* d_saliency) {
+__global__ void saliency_backward_kernel(Weights<T> w, WeightsGrad<T> d_weights, DS* d_saliency,
+                                         bool staged) {
+  extern __shared__ double staging[];
   const int H = w.y.in_size, W = w.x.in_size;
-  const std::int64_t count = std::int64_t(w.batch) * H * W;
-  for (std::int64_t e = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; e < count;
-       e += std::int64_t(gridDim.x) * blockDim.x) {
-    const int x = int(e % W), h = int(e / W % H), n = int(e / (std::int64_t(H) * W));
-    const double* dr = w.gradient_scratch + std::int64_t(n) * (H + 1 + W + 1);
-    gpu::narrow(d_saliency + e, w.total[n] > 0.0 ? dr[h] + dr[H + 1 + x] : 0.0);
+  const int thread = threadIdx.x, threads = blockDim.x;
+  for (int n = blockIdx.x; n < w.batch; n += gridDim.x) {
+    DS* out = d_saliency + std::int64_t(n) * H * W;
+    const double total = w.total[n];
+    if (!(total > 0.0)) {
+      for (int e = thread; e < H * W; e += threads) gpu::narrow(out + e, 0.0);
+      continue;
+    }
+    double* dr = w.gradient_scratch + std::int64_t(n) * (H + 1 + W + 1);
+    double* dc = dr + H + 1;
+    const AxisImage<T> ay = w.y.image(n), ax = w.x.image(n);
+    const T* dwy = d_weights.y + std::int64_t(n) * d_weights.capacity_y;
+    const T* dwx = d_weights.x + std::int64_t(n) * d_weights.capacity_x;
+    const double* my = w.y.mass + std::int64_t(n) * H;
+    const double* mx = w.x.mass + std::int64_t(n) * W;
+    if (staged) {
+      unsigned char* base = reinterpret_cast<unsigned char*>(staging);
+      const MarginalArgs<T> y = stage_marginal(ay, dwy, my, base, thread, threads);
+      const MarginalArgs<T> x = stage_marginal(
+          ax, dwx, mx, base + MarginalStaging<T>(H, w.y.out_size).bytes_aligned(), thread, threads);
+      __syncthreads();
+      if (thread == 0) detail::marginal_grad(y.a, y.d_weight, y.mass, total, y.scratch);
+      if (thread == 32 % threads) detail::marginal_grad(x.a, x.d_weight, x.mass, total, x.scratch);
+      __syncthreads();
+      for (int j = thread; j <= H; j += threads) dr[j] = y.scratch[j];
+      for (int j = thread; j <= W; j += threads) dc[j] = x.scratch[j];
+      for (int e = thread; e < H * W; e += threads) {
+        const int h = e / W, col = e - h * W;
+        gpu::narrow(out + e, y.scratch[h] + x.scratch[col]);
+      }
+    } else {
+      if (thread == 0) detail::marginal_grad(ay, dwy, my, total, dr);
+      if (thread == 32 % threads) detail::marginal_grad(ax, dwx, mx, total, dc);
+      __syncthreads();
+      for (int e = thread; e < H * W; e += threads) {
+        const int h = e / W, col = e - h * W;
+        gpu::narrow(out + e, dr[h] + dc[col]);
+      }
+    }
+    __syncthreads();
   }
 }
 
@@ -440,9 +791,16 @@ void compute_weights(gpu::stream_t stream, SaliencyMap<S> saliency, int out_h, i
   check_device(verb, "the weights' workspace", weights.workspace);
   check_device(verb, "saliency", saliency.data);
   const SaliencyMap<const S> s = saliency;
-  masses_kernel<<<grid_for(s.batch, 1), block_threads, 0, stream>>>(s, weights);
+  const std::size_t mass_bytes = sizeof(double) * (std::size_t(s.height) + std::size_t(s.width));
+  const bool masses_staged = mass_bytes <= staging_bytes;
+  masses_kernel<<<grid_for(s.batch, 1), block_threads, masses_staged ? mass_bytes : 0, stream>>>(
+      s, weights, masses_staged);
   check_launch(verb, "the masses kernel");
-  walk_kernel<<<grid_for(2 * std::int64_t(s.batch), 64), 64, 0, stream>>>(weights);
+  const std::size_t walk_bytes =
+      std::max(WalkStaging<T>(s.height, out_h).bytes, WalkStaging<T>(s.width, out_w).bytes);
+  const bool walk_staged = walk_bytes <= staging_bytes;
+  walk_kernel<<<grid_for(2 * std::int64_t(s.batch), 1), 32, walk_staged ? walk_bytes : 0, stream>>>(
+      weights, walk_staged);
   check_launch(verb, "the segment-walk kernel");
 }
 
@@ -471,11 +829,13 @@ void compute_weights_backward(gpu::stream_t stream, SaliencyMap<S> saliency,
   check_device(verb, "the weights' workspace", weights.workspace);
   check_device(verb, "d_saliency", d_saliency.data);
   check_device_grad(verb, d_weights);
-  marginal_grad_kernel<<<grid_for(2 * std::int64_t(weights.batch), 64), 64, 0, stream>>>(weights,
-                                                                                         d_weights);
-  check_launch(verb, "the marginal-gradient kernel");
-  saliency_grad_kernel<<<grid_for(d_saliency.size(), block_threads), block_threads, 0, stream>>>(
-      weights, d_saliency.data);
+  const std::size_t marginal_bytes =
+      MarginalStaging<T>(weights.y.in_size, weights.y.out_size).bytes_aligned() +
+      MarginalStaging<T>(weights.x.in_size, weights.x.out_size).bytes_aligned();
+  const bool marginal_staged = marginal_bytes <= staging_bytes;
+  saliency_backward_kernel<<<grid_for(weights.batch, 1), block_threads,
+                             marginal_staged ? marginal_bytes : 0, stream>>>(
+      weights, d_weights, d_saliency.data, marginal_staged);
   check_launch(verb, "the saliency-gradient kernel");
 }
 
