@@ -62,9 +62,13 @@ SSB_HOST_DEVICE inline void add_slot_grad(const Weights<T>& w, const T* dots,
 //     dCS[0] = dCS[in] = 0 (constants);  dsy[h] = sum_{j = h+1 .. in-1} dCS[j]
 //     dr[h] = (dsy[h] - sum_h' dsy[h'] sy[h']) / T,   sy[h] = mass[h] / T
 // `scratch` has in + 1 doubles; on return scratch[h] = dr[h] for h < in.
-template <class T>
-SSB_HOST_DEVICE inline void marginal_grad(const AxisImage<T>& a, const T* d_weight,
-                                          const double* mass, double total, double* scratch) {
+//
+// In two parts, so that the GPU backends can run the second (and the divisions sy) in parallel:
+// marginal_suffix leaves scratch[h] = dsy[h] and returns sum_h' dsy[h'] sy[h'] (with sy(h) the
+// function giving sy[h]); marginal_finish is dr[h] from them.
+template <class T, class Sy>
+SSB_HOST_DEVICE inline double marginal_suffix(const AxisImage<T>& a, const T* d_weight,
+                                              const Sy& sy, double* scratch) {
   const int in = a.in_size, count = a.count();
   for (int j = 0; j <= in; ++j) scratch[j] = 0.0;
   for (int k = 0; k < count; ++k) {
@@ -77,10 +81,20 @@ SSB_HOST_DEVICE inline void marginal_grad(const AxisImage<T>& a, const T* d_weig
   for (int h = in - 1; h >= 0; --h) {
     const double d_cs = h == 0 ? 0.0 : scratch[h];
     scratch[h] = suffix;
-    weighted += suffix * (mass[h] / total);
+    weighted += suffix * sy(h);
     suffix += d_cs;
   }
-  for (int h = 0; h < in; ++h) scratch[h] = (scratch[h] - weighted) / total;
+  return weighted;
+}
+SSB_HOST_DEVICE inline double marginal_finish(double dsy, double weighted, double total) {
+  return (dsy - weighted) / total;
+}
+template <class T>
+SSB_HOST_DEVICE inline void marginal_grad(const AxisImage<T>& a, const T* d_weight,
+                                          const double* mass, double total, double* scratch) {
+  const double weighted = marginal_suffix(
+      a, d_weight, [&](int h) { return mass[h] / total; }, scratch);
+  for (int h = 0; h < a.in_size; ++h) scratch[h] = marginal_finish(scratch[h], weighted, total);
 }
 
 // dS[h, w] = dr[h] + dc[w] for image n (eqs. 1-2 backward), or 0 where the map summed to 0

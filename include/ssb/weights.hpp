@@ -377,19 +377,22 @@ SSB_HOST_DEVICE inline bool sums_overflow(const double* col_mass, int width, dou
 // where the rationals are equal, e.g. a uniform map with Hr == H samples as the exact identity.
 // Merging the two lists yields K <= in + out - 1 segments (i_k, j_k, w_k = hi - lo), both indices
 // non-decreasing; a tie CS[j+1] == CU[i+1] advances both. Fills out_begin / in_begin. O(in + out).
-template <class T>
-SSB_HOST_DEVICE inline void segment_walk(const double* mass, double total, int in_size,
-                                         int out_size, T* weight, std::int32_t* out_index,
-                                         std::int32_t* in_index, std::uint8_t* flags,
-                                         std::int32_t* out_begin, std::int32_t* in_begin) {
+//
+// The merge itself, with the breakpoints given by functions: cs_next(j) = CS[j+1] (called once
+// for each j = 0, 1, ... in order, up to j = in, where it is 1), cu(i) = CU[i]. segment_walk
+// computes them as it goes; the GPU backends compute them in parallel first, with the same bits.
+template <class T, class CsNext, class Cu>
+SSB_HOST_DEVICE inline void merge_breakpoints(CsNext&& cs_next, const Cu& cu, int in_size,
+                                              int out_size, T* weight, std::int32_t* out_index,
+                                              std::int32_t* in_index, std::uint8_t* flags,
+                                              std::int32_t* out_begin, std::int32_t* in_begin) {
   int i = 0, j = 0, k = 0;
-  double prefix = mass[0];                             // sum_{h <= j} mass[h]
-  double cs_lo = 0.0;                                  // CS[j]
-  double cs_hi = in_size == 1 ? 1.0 : prefix / total;  // CS[j+1]
+  double cs_lo = 0.0;         // CS[j]
+  double cs_hi = cs_next(0);  // CS[j+1]
   out_begin[0] = 0;
   in_begin[0] = 0;
   while (i < out_size && j < in_size) {
-    const double cu_lo = double(i) / out_size, cu_hi = double(i + 1) / out_size;
+    const double cu_lo = cu(i), cu_hi = cu(i + 1);
     const double lo = cs_lo > cu_lo ? cs_lo : cu_lo;
     const double hi = cs_hi < cu_hi ? cs_hi : cu_hi;
     weight[k] = T(hi - lo > 0.0 ? hi - lo : 0.0);
@@ -404,8 +407,7 @@ SSB_HOST_DEVICE inline void segment_walk(const double* mass, double total, int i
       ++j;
       in_begin[j] = k;
       cs_lo = cs_hi;
-      if (j < in_size) prefix += mass[j];
-      cs_hi = j + 1 >= in_size ? 1.0 : prefix / total;
+      cs_hi = cs_next(j);
     }
     if (next_out) {
       ++i;
@@ -416,6 +418,30 @@ SSB_HOST_DEVICE inline void segment_walk(const double* mass, double total, int i
   // zero mass, which get no segment (G is zero there): close their empty ranges.
   for (; i < out_size; ++i) out_begin[i + 1] = k;
   for (; j < in_size; ++j) in_begin[j + 1] = k;
+}
+
+// CS[j+1] = (sum_{h <= j} mass[h]) / total for j < in - 1, and 1 from j = in - 1 on; the prefix
+// sum in order h = 0, 1, ....
+SSB_HOST_DEVICE inline double breakpoint_after(double prefix, double total, int j, int in_size) {
+  return j + 1 >= in_size ? 1.0 : prefix / total;
+}
+SSB_HOST_DEVICE inline double output_breakpoint(int i, int out_size) {
+  return double(i) / out_size;
+}
+
+template <class T>
+SSB_HOST_DEVICE inline void segment_walk(const double* mass, double total, int in_size,
+                                         int out_size, T* weight, std::int32_t* out_index,
+                                         std::int32_t* in_index, std::uint8_t* flags,
+                                         std::int32_t* out_begin, std::int32_t* in_begin) {
+  double prefix = mass[0];  // sum_{h <= j} mass[h]
+  const auto cs_next = [&](int j) {
+    if (j > 0 && j < in_size) prefix += mass[j];
+    return breakpoint_after(prefix, total, j, in_size);
+  };
+  const auto cu = [&](int i) { return output_breakpoint(i, out_size); };
+  merge_breakpoints(cs_next, cu, in_size, out_size, weight, out_index, in_index, flags, out_begin,
+                    in_begin);
 }
 
 }  // namespace detail

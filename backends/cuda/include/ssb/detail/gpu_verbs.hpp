@@ -135,9 +135,28 @@ __global__ void masses_kernel(SaliencyMap<const S> s, Weights<T> w, bool staged)
     double* col_mass = w.x.mass + std::int64_t(n) * W;
     double* rows = staged ? staging : row_mass;
     double* cols = staged ? staging + H : col_mass;
-    double lanes_least[detail::mass_lanes] = {};
-    for (int h = threadIdx.x; h < H; h += blockDim.x) {
-      rows[h] = detail::row_mass<false>(map + std::int64_t(h) * W, W, nullptr, lanes_least);
+    // Row sums: mass_lanes threads per row, thread u summing detail::row_mass' lane u (the
+    // columns w = u mod mass_lanes, in order), then its halving tree through shuffles. Every warp
+    // runs the same number of rounds, so that the shuffles have all their lanes.
+    constexpr int L = detail::mass_lanes;
+    const int u = int(threadIdx.x) % L, groups = int(blockDim.x) / L;
+    double least = 0.0;
+    for (int base = 0; base < H; base += groups) {
+      const int h = base + int(threadIdx.x) / L;
+      double lane = 0.0;
+      if (h < H) {
+        const S* row = map + std::int64_t(h) * W;
+        for (int x = u; x < W; x += L) {
+          const double v = double(row[x]);
+          lane += v;
+          least = v < least ? v : least;
+        }
+      }
+      for (int half = L / 2; half > 0; half /= 2) {
+        const double other = gpu::shfl_down32(lane, unsigned(half));
+        if (u < half) lane += other;
+      }
+      if (h < H && u == 0) rows[h] = lane;
     }
     constexpr int batch = 8;  // loads issued together; the adds stay in row order
     for (int x = threadIdx.x; x < W; x += blockDim.x) {
@@ -152,9 +171,7 @@ __global__ void masses_kernel(SaliencyMap<const S> s, Weights<T> w, bool staged)
       cols[x] = col;
     }
     // compute_masses' smallest value is < 0 exactly when some lane's is (NaN is skipped by both).
-    bool negative = false;
-    for (int u = 0; u < detail::mass_lanes; ++u) negative = negative || lanes_least[u] < 0.0;
-    negative = __syncthreads_or(negative) != 0;
+    const bool negative = __syncthreads_or(least < 0.0) != 0;
     if (threadIdx.x == 0) {
       double total = 0.0;
       for (int h = 0; h < H; ++h) total += rows[h];
@@ -179,14 +196,16 @@ __global__ void masses_kernel(SaliencyMap<const S> s, Weights<T> w, bool staged)
   }
 }
 
-// The shared memory of walk_kernel for one axis: mass, then the walk's outputs.
+// The shared memory of walk_kernel for one axis: the breakpoints CS[1..in] and CU[0..out], then
+// the walk's outputs.
 template <class T>
 struct WalkStaging {
-  std::size_t mass, weight, out_index, in_index, out_begin, in_begin, flags, bytes;
+  std::size_t cs, cu, weight, out_index, in_index, out_begin, in_begin, flags, bytes;
   SSB_HOST_DEVICE explicit WalkStaging(int in, int out) {
     const std::size_t cap = std::size_t(in) + std::size_t(out) - 1;
-    mass = 0;
-    weight = mass + sizeof(double) * std::size_t(in);
+    cs = 0;
+    cu = cs + sizeof(double) * (std::size_t(in) + 1);
+    weight = cu + sizeof(double) * (std::size_t(out) + 1);
     out_index = weight + (sizeof(T) * cap + 7) / 8 * 8;
     in_index = out_index + sizeof(std::int32_t) * cap;
     out_begin = in_index + sizeof(std::int32_t) * cap;
@@ -197,8 +216,11 @@ struct WalkStaging {
 };
 
 // The segment walk of every (image, axis), one block each, only when every image of the batch
-// passed the check. One thread walks (detail::segment_walk, the host's body and bits), in shared
-// memory when `staged`; the others stage its input and copy its output.
+// passed the check. When `staged`: one thread sums the masses in order, the block divides the
+// prefix sums and computes CU in parallel (detail::breakpoint_after, output_breakpoint), and one
+// thread merges them (detail::merge_breakpoints), all in shared memory, before the block copies
+// the segments out. Else one thread runs detail::segment_walk on global memory. The host's
+// operations either way: its bits.
 template <class T>
 __global__ void walk_kernel(Weights<T> w, bool staged) {
   extern __shared__ double staging[];
@@ -225,18 +247,31 @@ __global__ void walk_kernel(Weights<T> w, bool staged) {
     }
     const WalkStaging<T> at(in, out);
     unsigned char* base = reinterpret_cast<unsigned char*>(staging);
-    double* s_mass = reinterpret_cast<double*>(base + at.mass);
+    double* cs = reinterpret_cast<double*>(base + at.cs);  // cs[j] = CS[j+1]
+    double* cu = reinterpret_cast<double*>(base + at.cu);
     T* s_weight = reinterpret_cast<T*>(base + at.weight);
     std::int32_t* s_out_index = reinterpret_cast<std::int32_t*>(base + at.out_index);
     std::int32_t* s_in_index = reinterpret_cast<std::int32_t*>(base + at.in_index);
     std::int32_t* s_out_begin = reinterpret_cast<std::int32_t*>(base + at.out_begin);
     std::int32_t* s_in_begin = reinterpret_cast<std::int32_t*>(base + at.in_begin);
     std::uint8_t* s_flags = base + at.flags;
-    for (int j = threadIdx.x; j < in; j += blockDim.x) s_mass[j] = mass[j];
+    for (int j = threadIdx.x; j < in; j += blockDim.x) cs[j] = mass[j];
+    for (int i = threadIdx.x; i <= out; i += blockDim.x) cu[i] = detail::output_breakpoint(i, out);
     __syncthreads();
     if (threadIdx.x == 0) {
-      detail::segment_walk(s_mass, a.mass_total(w.total, n), in, out, s_weight, s_out_index,
-                           s_in_index, s_flags, s_out_begin, s_in_begin);
+      double prefix = cs[0];
+      for (int j = 1; j < in; ++j) cs[j] = prefix += cs[j];
+    }
+    __syncthreads();
+    const double total = a.mass_total(w.total, n);
+    for (int j = threadIdx.x; j <= in; j += blockDim.x) {
+      cs[j] = detail::breakpoint_after(j < in ? cs[j] : 0.0, total, j, in);
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      detail::merge_breakpoints([&](int j) { return cs[j]; }, [&](int i) { return cu[i]; }, in, out,
+                                s_weight, s_out_index, s_in_index, s_flags, s_out_begin,
+                                s_in_begin);
     }
     __syncthreads();
     const int count = s_out_begin[out];
@@ -507,14 +542,16 @@ void launch_gather(gpu::stream_t stream, const char* verb, const Weights<T>& w,
 constexpr int dot_lanes = 32;  // threads per pair
 constexpr int dot_groups = block_threads / dot_lanes;
 // dots[(n * cap_y + k) * cap_x + l] = D(k, l) = sum_c src[source pixel, c] * other[dest pixel, c]
-// for every pair of segments of image n (kernels.hpp, "Pair dots"). One block per y segment
-// (n, k): the pixel offsets of the image's x segments are staged in shared memory (when `staged`;
-// else looked up per pair), and each group
-// of 32 lanes (one threadIdx.y) takes the pairs l = threadIdx.y (mod blockDim.y). `packs`: both
-// maps NHWC with channels a multiple of Pack<S>::size and 16-byte aligned (packs_fit): lane u sums
-// the packs q = u (mod 32) in order, one partial sum per element of the pack, and adds those as a
-// halving tree. Otherwise lane u sums the channels c = u (mod 32) in order. Then the 32 lane sums
-// are added as a halving tree (shuffles). A fixed order either way: bitwise reproducible.
+// for every pair of segments of image n (kernels.hpp, "Pair dots"). One block per input row
+// (n, h), which takes the y segments k whose input index is h (those whose pairs read input row
+// h of the larger map, so that the second reads it from L1): the pixel offsets of the image's x
+// segments are staged in shared memory (when `staged`; else looked up per pair), and each group
+// of 32 lanes (one threadIdx.y) takes the pairs (k, l), l = threadIdx.y (mod blockDim.y), k in
+// the row's segments. `packs`: both maps NHWC with channels a multiple of Pack<S>::size and
+// 16-byte aligned (packs_fit): lane u sums the packs q = u (mod 32) in order, one partial sum per
+// element of the pack, and adds those as a halving tree. Otherwise lane u sums the channels
+// c = u (mod 32) in order. Then the 32 lane sums are added as a halving tree (shuffles). A fixed
+// order either way: bitwise reproducible.
 template <Direction D, class S, class T>
 __global__ void __launch_bounds__(block_threads, 4)
     pair_dots_kernel(Weights<T> w, FeatureMap<const S> src, FeatureMap<const S> other, T* dots,
@@ -526,12 +563,14 @@ __global__ void __launch_bounds__(block_threads, 4)
   std::int64_t* src_x = reinterpret_cast<std::int64_t*>(staging);  // cap_x offsets, then
   std::int64_t* other_x = src_x + cap_x;                           // cap_x more
   const std::int64_t src_cs = src.channel_stride(), other_cs = other.channel_stride();
-  const std::int64_t segments = std::int64_t(w.batch) * cap_y;
+  const int in_h = w.y.in_size;
+  const std::int64_t rows = std::int64_t(w.batch) * in_h;
   const int thread = threadIdx.y * blockDim.x + threadIdx.x, threads = blockDim.x * blockDim.y;
-  for (std::int64_t yk = blockIdx.x; yk < segments; yk += gridDim.x) {
-    const int n = int(yk / cap_y), k = int(yk % cap_y);
+  for (std::int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    const int n = int(row / in_h), h = int(row % in_h);
     const AxisImage<T> ay = w.y.image(n), ax = w.x.image(n);
-    if (k >= ay.count()) continue;  // the same for the whole block
+    const int k0 = ay.in_begin[h], k1 = ay.in_begin[h + 1];
+    if (k0 == k1) continue;  // the same for the whole block
     const int nx = ax.count();
     const auto src_at = [&](int l) {
       return src.pixel_offset(n, 0, detail::source_index<D>(ax, l)) - src.pixel_offset(n, 0, 0);
@@ -546,38 +585,40 @@ __global__ void __launch_bounds__(block_threads, 4)
       }
     }
     __syncthreads();
-    const S* src_row = src.data + src.pixel_offset(n, detail::source_index<D>(ay, k), 0);
-    const S* other_row = other.data + other.pixel_offset(n, detail::dest_index<D>(ay, k), 0);
-    // All 32 lanes of a group share l, so the shuffles below run with every lane of the group.
+    // All 32 lanes of a group share (k, l), so the shuffles below run with every lane of it.
     for (int l = threadIdx.y; l < nx; l += blockDim.y) {
-      const S* in = src_row + (staged ? src_x[l] : src_at(l));
-      const S* at = other_row + (staged ? other_x[l] : other_at(l));
-      T sum = T(0);
-      if (packs) {
-        T part[V];
-        for (int u = 0; u < V; ++u) part[u] = T(0);
-        const Pack<S>* a = reinterpret_cast<const Pack<S>*>(in);
-        const Pack<S>* b = reinterpret_cast<const Pack<S>*>(at);
-        const int count = src.channels / V;
+      for (int k = k0; k < k1; ++k) {
+        const S* src_row = src.data + src.pixel_offset(n, detail::source_index<D>(ay, k), 0);
+        const S* other_row = other.data + other.pixel_offset(n, detail::dest_index<D>(ay, k), 0);
+        const S* in = src_row + (staged ? src_x[l] : src_at(l));
+        const S* at = other_row + (staged ? other_x[l] : other_at(l));
+        T sum = T(0);
+        if (packs) {
+          T part[V];
+          for (int u = 0; u < V; ++u) part[u] = T(0);
+          const Pack<S>* a = reinterpret_cast<const Pack<S>*>(in);
+          const Pack<S>* b = reinterpret_cast<const Pack<S>*>(at);
+          const int count = src.channels / V;
 #pragma unroll 4
-        for (int q = lane; q < count; q += 32) {
-          const Pack<S> x = a[q], y = b[q];
-          for (int u = 0; u < V; ++u) {
-            part[u] = gpu::fma_rn(T(gpu::widen(x.v[u])), T(gpu::widen(y.v[u])), part[u]);
+          for (int q = lane; q < count; q += 32) {
+            const Pack<S> x = a[q], y = b[q];
+            for (int u = 0; u < V; ++u) {
+              part[u] = gpu::fma_rn(T(gpu::widen(x.v[u])), T(gpu::widen(y.v[u])), part[u]);
+            }
+          }
+          for (int width = V / 2; width > 0; width /= 2) {
+            for (int u = 0; u < width; ++u) part[u] += part[u + width];
+          }
+          sum = part[0];
+        } else {
+#pragma unroll 4
+          for (int c = lane; c < src.channels; c += 32) {
+            sum = gpu::fma_rn(T(gpu::widen(in[c * src_cs])), T(gpu::widen(at[c * other_cs])), sum);
           }
         }
-        for (int width = V / 2; width > 0; width /= 2) {
-          for (int u = 0; u < width; ++u) part[u] += part[u + width];
-        }
-        sum = part[0];
-      } else {
-#pragma unroll 4
-        for (int c = lane; c < src.channels; c += 32) {
-          sum = gpu::fma_rn(T(gpu::widen(in[c * src_cs])), T(gpu::widen(at[c * other_cs])), sum);
-        }
+        for (unsigned width = 16; width > 0; width /= 2) sum += gpu::shfl_down32(sum, width);
+        if (lane == 0) dots[(std::int64_t(n) * cap_y + k) * cap_x + l] = sum;
       }
-      for (unsigned width = 16; width > 0; width /= 2) sum += gpu::shfl_down32(sum, width);
-      if (lane == 0) dots[yk * cap_x + l] = sum;
     }
     __syncthreads();
   }
@@ -613,17 +654,15 @@ void launch_weight_grads(gpu::stream_t stream, const char* verb, const Weights<T
   T* dots = static_cast<T*>(memory);
   const dim3 block(dot_lanes, dot_groups);
   const bool packs = packs_fit(upstream, other);
-  const std::int64_t segments = std::int64_t(w.batch) * w.y.capacity();
+  const std::int64_t rows = std::int64_t(w.batch) * w.y.in_size;
   const std::size_t shared = 2 * sizeof(std::int64_t) * std::size_t(w.x.capacity());
   const bool staged = shared <= staging_bytes;  // else (W + Wr > 3073) offsets from the weights
   if (direction == Direction::forward) {
-    pair_dots_kernel<Direction::forward>
-        <<<grid_for(segments, 1), block, staged ? shared : 0, stream>>>(w, upstream, other, dots,
-                                                                        packs, staged);
+    pair_dots_kernel<Direction::forward><<<grid_for(rows, 1), block, staged ? shared : 0, stream>>>(
+        w, upstream, other, dots, packs, staged);
   } else {
-    pair_dots_kernel<Direction::inverse>
-        <<<grid_for(segments, 1), block, staged ? shared : 0, stream>>>(w, upstream, other, dots,
-                                                                        packs, staged);
+    pair_dots_kernel<Direction::inverse><<<grid_for(rows, 1), block, staged ? shared : 0, stream>>>(
+        w, upstream, other, dots, packs, staged);
   }
   gpu::error_t launched = gpu::last_error();
   if (launched == gpu::success) {
@@ -663,7 +702,7 @@ template <class T>
 struct MarginalArgs {
   AxisImage<T> a;
   const T* d_weight;
-  const double* mass;
+  double* mass;
   double* scratch;
 };
 template <class T>
@@ -687,9 +726,11 @@ __device__ inline MarginalArgs<T> stage_marginal(AxisImage<T> a, const T* d_weig
   return {a, s_d_weight, s_mass, reinterpret_cast<double*>(base + at.scratch)};
 }
 
-// compute_weights_backward, one block per image: detail::marginal_grad of the y axis (thread 0)
-// and of the x axis (thread 32) side by side, on copies in shared memory when `staged` (the host's
-// body and bits), into the image's gradient scratch (dr, dc); then
+// compute_weights_backward, one block per image: detail::marginal_grad of the y axis and of the
+// x axis side by side (the host's operations and bits), into the image's gradient scratch (dr,
+// dc). When `staged`, on copies in shared memory, in its parts: the divisions sy and the final
+// dr, dc by the whole block, the suffix sums by thread 0 (y) and thread 32 (x); else threads 0
+// and 32 run it whole on global memory. Then
 // dS[n, h, w] = dr[h] + dc[w] by the whole block, or 0 for a map that summed to 0
 // (detail::saliency_grad_image).
 template <class T, class DS>
@@ -717,9 +758,28 @@ __global__ void saliency_backward_kernel(Weights<T> w, WeightsGrad<T> d_weights,
       const MarginalArgs<T> y = stage_marginal(ay, dwy, my, base, thread, threads);
       const MarginalArgs<T> x = stage_marginal(
           ax, dwx, mx, base + MarginalStaging<T>(H, w.y.out_size).bytes_aligned(), thread, threads);
+      __shared__ double weighted[2];
       __syncthreads();
-      if (thread == 0) detail::marginal_grad(y.a, y.d_weight, y.mass, total, y.scratch);
-      if (thread == 32 % threads) detail::marginal_grad(x.a, x.d_weight, x.mass, total, x.scratch);
+      // detail::marginal_grad in its parts: sy = mass / total by the block, the suffix sums by
+      // one thread per axis, then dr and dc by the block.
+      for (int h = thread; h < H; h += threads) y.mass[h] = y.mass[h] / total;
+      for (int c = thread; c < W; c += threads) x.mass[c] = x.mass[c] / total;
+      __syncthreads();
+      if (thread == 0) {
+        weighted[0] = detail::marginal_suffix(
+            y.a, y.d_weight, [&](int h) { return y.mass[h]; }, y.scratch);
+      }
+      if (thread == 32 % threads) {
+        weighted[1] = detail::marginal_suffix(
+            x.a, x.d_weight, [&](int c) { return x.mass[c]; }, x.scratch);
+      }
+      __syncthreads();
+      for (int h = thread; h < H; h += threads) {
+        y.scratch[h] = detail::marginal_finish(y.scratch[h], weighted[0], total);
+      }
+      for (int c = thread; c < W; c += threads) {
+        x.scratch[c] = detail::marginal_finish(x.scratch[c], weighted[1], total);
+      }
       __syncthreads();
       for (int j = thread; j <= H; j += threads) dr[j] = y.scratch[j];
       for (int j = thread; j <= W; j += threads) dc[j] = x.scratch[j];
