@@ -13,6 +13,8 @@ Columns (medians when the run has repetitions, else the single timing; microseco
   weights %            (compute_weights + compute_weights_backward) / sample, in percent
   NCHW/NHWC            sample NCHW / sample NHWC
   half                 sample with __half maps / float sample
+The header line adds the time of one empty kernel launch (the empty_kernel rows), the floor of
+every event-timed call.
 """
 import json
 import sys
@@ -49,7 +51,9 @@ def main():
     def ratio(a, b):
         return "" if a is None or b is None or b == 0 else "%.2f" % (a / b)
 
-    lines = ["GPU: %s, theoretical DRAM peak %.0f GB/s" % (context.get("gpu", "?"), peak / 1e9), "",
+    empty = sorted(v for k, v in times.items() if k[0] == "empty_kernel")
+    floor = ", one empty kernel launch %.1f us (median over shapes)" % empty[len(empty) // 2] if empty else ""
+    lines = ["GPU: %s, theoretical DRAM peak %.0f GB/s%s" % (context.get("gpu", "?"), peak / 1e9, floor), "",
              "| shape | sample us | inverse us | GB/s | %copy | %peak | inv %peak | dense us | x dense |"
              " bwd/fwd | weights % | NCHW/NHWC | half/float |",
              "|---|" + "---|" * 12]
