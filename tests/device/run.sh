@@ -1,42 +1,89 @@
 #!/bin/sh
-# On a machine with an NVIDIA GPU: builds the CUDA tests and benchmarks for that GPU, runs the
-# tests (ctest) and the benchmarks, and prints the summary table (bench/cuda_summary.py). One go,
-# well under 8 minutes on an H100 (the build is most of it).
+# On a machine with an NVIDIA GPU: the CUDA tests, the CUDA benchmarks and the summary table
+# (bench/cuda_summary.py), in one go, well under 8 minutes on an H100 (about 45 s prebuilt).
 #
-#   tests/device/run.sh [BUILD_DIR]          (default build-device)
-# Environment: SSB_DEVICE_ARCH (CMAKE_CUDA_ARCHITECTURES; default: the GPU's own, from
-# nvidia-smi, else 80;90), SSB_DEVICE_BENCH_FILTER (--benchmark_filter; default all), OUT (a
-# folder for the JSON, the test log and the table; default BUILD_DIR/device-results).
-# Needs: cmake >= 3.20, g++, nvcc (CUDA 12 or 13; PATH or /usr/local/cuda), and the headers and
-# libraries of doctest and Google Benchmark (Debian: doctest-dev libbenchmark-dev).
+#   tests/device/run.sh [BUILD_DIR]            builds them here first (default build-device)
+#   tests/device/run.sh --prebuilt FOLDER      runs what tests/device/pack.sh built elsewhere
+#
+# Steps: the tests (the whole suite, then its CUDA-only cases again in a second process and under
+# compute-sanitizer memcheck when it is there), the benchmarks (5 repetitions, medians), the table.
+# Environment: SSB_DEVICE_ARCH (CMAKE_CUDA_ARCHITECTURES when building; default: the GPU's own,
+# from nvidia-smi, else 80;90), SSB_DEVICE_BENCH_FILTER (--benchmark_filter; default all), OUT (a
+# folder for the JSON, the logs and the table; default BUILD_DIR/device-results or
+# FOLDER/results).
+# Building needs cmake >= 3.20, g++, nvcc (CUDA 12 or 13; PATH or /usr/local/cuda), and doctest and
+# Google Benchmark (Debian: doctest-dev libbenchmark-dev). Prebuilt needs the CUDA driver and
+# cuBLAS (libcublas.so.13: /usr/local/cuda, or the nvidia-cublas Python package).
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
-build=${1:-$root/build-device}
-out=${OUT:-$build/device-results}
-mkdir -p "$out"
-[ -x /usr/local/cuda/bin/nvcc ] && PATH=/usr/local/cuda/bin:$PATH && export PATH
-if [ -z "${SSB_DEVICE_ARCH:-}" ]; then
-  cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n 1 | tr -d ' .')
-  SSB_DEVICE_ARCH=${cap:-"80;90"}
-fi
-echo "device/run.sh: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null || echo 'no nvidia-smi'); CUDA architectures $SSB_DEVICE_ARCH"
+if [ -d /usr/local/cuda/bin ]; then PATH=/usr/local/cuda/bin:$PATH; fi
+export PATH
 start=$(date +%s)
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DSSB_ENABLE_CUDA=ON \
-  -DCMAKE_CUDA_ARCHITECTURES="$SSB_DEVICE_ARCH" -DSSB_BUILD_EXAMPLES=OFF -DSSB_BENCH_OPENBLAS=OFF \
-  >"$out/configure.log" 2>&1 || { tail -n 30 "$out/configure.log"; exit 1; }
-cmake --build "$build" -j"$(nproc)" --target ssb_tests_cuda ssb_bench_cuda >"$out/build.log" 2>&1 ||
-  { tail -n 40 "$out/build.log"; exit 1; }
-echo "device/run.sh: built in $(( $(date +%s) - start )) s"
+echo "device/run.sh: $(nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem \
+  --format=csv,noheader 2>/dev/null || echo 'no nvidia-smi')"
+if [ "${1:-}" = "--prebuilt" ]; then
+  pack=$(cd "${2:?usage: run.sh --prebuilt FOLDER}" && pwd)
+  out=${OUT:-$pack/results}
+  tests=$pack/ssb_tests_cuda
+  bench=$pack/ssb_bench_cuda
+  libs=$pack/lib
+  for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
+    /opt/torch/.venv/lib/python3*/site-packages/nvidia/cu13/lib \
+    /opt/torch/.venv/lib/python3*/site-packages/nvidia/cublas/lib; do
+    [ -e "$d/libcublas.so.13" ] && libs=$libs:$d
+  done
+  export LD_LIBRARY_PATH=$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  if ldd "$bench" | grep -q "not found"; then
+    ldd "$bench" | grep "not found"
+    echo "device/run.sh: a library is missing (see above)"
+    exit 1
+  fi
+else
+  build=${1:-$root/build-device}
+  out=${OUT:-$build/device-results}
+  mkdir -p "$out"
+  if [ -z "${SSB_DEVICE_ARCH:-}" ]; then
+    cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n 1 |
+      tr -d ' .')
+    SSB_DEVICE_ARCH=${cap:-"80;90"}
+  fi
+  echo "device/run.sh: building for CUDA architectures $SSB_DEVICE_ARCH"
+  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DSSB_ENABLE_CUDA=ON \
+    -DCMAKE_CUDA_ARCHITECTURES="$SSB_DEVICE_ARCH" -DSSB_BUILD_EXAMPLES=OFF \
+    -DSSB_BENCH_OPENBLAS=OFF >"$out/configure.log" 2>&1 || { tail -n 30 "$out/configure.log"; exit 1; }
+  cmake --build "$build" -j"$(nproc)" --target ssb_tests_cuda ssb_bench_cuda >"$out/build.log" 2>&1 ||
+    { tail -n 40 "$out/build.log"; exit 1; }
+  echo "device/run.sh: built in $(( $(date +%s) - start )) s"
+  tests=$build/tests/cuda/ssb_tests_cuda
+  bench=$build/bench/ssb_bench_cuda
+fi
+mkdir -p "$out"
 status=0
-(cd "$build" && ctest -R '^cuda_tests$' --output-on-failure) >"$out/tests.log" 2>&1 || status=1
-tail -n 15 "$out/tests.log"
-"$build/bench/ssb_bench_cuda" --benchmark_out="$out/cuda.json" --benchmark_out_format=json \
-  --benchmark_min_time=0.05 ${SSB_DEVICE_BENCH_FILTER:+--benchmark_filter="$SSB_DEVICE_BENCH_FILTER"} \
+
+echo "== tests"
+"$tests" --duration=true >"$out/tests.log" 2>&1 || status=1
+grep -E "^\[doctest\] (test cases|assertions|Status)" "$out/tests.log" || tail -n 20 "$out/tests.log"
+[ $status = 0 ] || grep -B 2 -A 12 "ERROR" "$out/tests.log" | head -n 80
+echo "== the CUDA-only cases again, in a new process"
+"$tests" -tc='CUDA*' >"$out/tests-again.log" 2>&1 || status=1
+grep -E "^\[doctest\] (test cases|Status)" "$out/tests-again.log" || tail -n 20 "$out/tests-again.log"
+if command -v compute-sanitizer >/dev/null 2>&1; then
+  echo "== the CUDA-only cases under compute-sanitizer memcheck"
+  compute-sanitizer --tool memcheck --error-exitcode 9 "$tests" -tc='CUDA*' >"$out/memcheck.log" 2>&1 ||
+    status=1
+  grep -E "ERROR SUMMARY|^\[doctest\] Status" "$out/memcheck.log"
+fi
+echo "device/run.sh: tests done at $(( $(date +%s) - start )) s"
+
+echo "== benchmarks"
+"$bench" --benchmark_out="$out/cuda.json" --benchmark_out_format=json \
+  --benchmark_min_time=0.05 --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
+  ${SSB_DEVICE_BENCH_FILTER:+--benchmark_filter="$SSB_DEVICE_BENCH_FILTER"} \
   >"$out/bench.log" 2>&1 || { tail -n 20 "$out/bench.log"; status=1; }
 if command -v python3 >/dev/null 2>&1 && [ -f "$out/cuda.json" ]; then
   python3 "$root/bench/cuda_summary.py" "$out/cuda.json" --out "$out/summary.md"
 else
-  grep -E '^(sample|sample_inverse|dense_cublas_sample|bw_copy)/cuda/NHWC' "$out/bench.log" || true
+  grep -E '^(sample|sample_inverse|dense_cublas_sample|bw_copy)/cuda/NHWC.*median' "$out/bench.log" || true
 fi
-echo "device/run.sh: done in $(( $(date +%s) - start )) s (results in $out)"
+echo "device/run.sh: done in $(( $(date +%s) - start )) s, status $status (results in $out)"
 exit $status

@@ -1,0 +1,29 @@
+#!/bin/sh
+# Builds the CUDA tests and benchmarks here (where nvcc, doctest and Google Benchmark are) and packs
+# them, with the shared libraries a bare GPU machine may lack (Google Benchmark, the CUDA runtime),
+# into one folder, for `tests/device/run.sh --prebuilt FOLDER` on a GPU machine that has a CUDA
+# driver and cuBLAS but no compiler toolchain for them (as the lent H100 / H200 machines: no
+# doctest, no Google Benchmark, no network).
+#
+#   tests/device/pack.sh [FOLDER]          (default .device-pack, git-ignored)
+# Environment: SSB_DEVICE_ARCH (CMAKE_CUDA_ARCHITECTURES; default 90: H100 and H200).
+set -eu
+root=$(cd "$(dirname "$0")/../.." && pwd)
+pack=${1:-$root/.device-pack}
+build=$root/build-device-pack
+[ -x /usr/local/cuda/bin/nvcc ] && PATH=/usr/local/cuda/bin:$PATH && export PATH
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DSSB_ENABLE_CUDA=ON \
+  -DCMAKE_CUDA_ARCHITECTURES="${SSB_DEVICE_ARCH:-90}" -DSSB_BUILD_EXAMPLES=OFF \
+  -DSSB_BENCH_OPENBLAS=OFF -DSSB_BENCH_NATIVE=OFF -DSSB_ENABLE_HIP=OFF >/dev/null
+cmake --build "$build" -j"$(nproc)" --target ssb_tests_cuda ssb_bench_cuda
+rm -rf "$pack"
+mkdir -p "$pack/lib"
+cp "$build/tests/cuda/ssb_tests_cuda" "$build/bench/ssb_bench_cuda" "$pack/"
+# The libraries the binaries load that are not the C/C++ runtime, the driver or cuBLAS (which
+# the GPU machine brings: run.sh looks for it).
+for lib in libbenchmark libcudart; do
+  path=$(ldd "$pack/ssb_bench_cuda" | awk -v l="$lib" '$1 ~ "^"l {print $3}')
+  [ -n "$path" ] && cp -L "$path" "$pack/lib/$(basename "$path")"
+done
+echo "device/pack.sh: $(du -sh "$pack" | cut -f1) in $pack:"
+ls "$pack" "$pack/lib"
