@@ -289,11 +289,6 @@ __global__ void walk_kernel(Weights<T> w, bool staged) {
 
 // ---- gathers ---------------------------------------------------------------------------------
 
-// dst = scale * the gather of src in direction D (kernels.hpp), one thread per element. A "line"
-// is a run of elements along dst's fastest axis: the channels of one pixel (NHWC) or one row of a
-// plane (NCHW). Lines of 32 elements or more: threadIdx.x walks a line, threadIdx.y picks the
-// line. Shorter lines (NCHW maps 4 wide, a few channels): one flat index over all elements, so
-// that no thread of a warp idles.
 // One term of detail::gather_element's sums, with explicit rounding (gpu::mul_rn): w * v for the
 // first term, else acc + w * v fused. Every GPU gather path sums through this, in
 // gather_element's order, so all of them give the same bits.
@@ -302,6 +297,11 @@ __device__ inline T term(bool first, T w, T v, T acc) {
   return first ? gpu::mul_rn(w, v) : gpu::fma_rn(w, v, acc);
 }
 
+// dst = scale * the gather of src in direction D (kernels.hpp), one thread per element. A "line"
+// is a run of elements along dst's fastest axis: the channels of one pixel (NHWC) or one row of a
+// plane (NCHW). Lines of 32 elements or more: threadIdx.x walks a line, threadIdx.y picks the
+// line. Shorter lines (NCHW maps 4 wide, a few channels): one flat index over all elements, so
+// that no thread of a warp idles.
 template <Direction D, class S, class T>
 __device__ inline void gather_one(const Weights<T>& w, const FeatureMap<const S>& src,
                                   const FeatureMap<S>& dst, T scale, std::int64_t line, int i) {
