@@ -160,24 +160,33 @@ SSB_HOST_DEVICE inline T pair_dot(const T* a, std::int64_t sa, const T* b, std::
   return lane[0];
 }
 
+// One term of gather_element's sums: w * v for the first, else acc + w * v (which the compiler
+// may contract to a fused multiply-add). The GPU backends pass their own, with explicit rounding.
+struct PlainTerm {
+  template <class Acc>
+  SSB_HOST_DEVICE Acc operator()(bool first, Acc w, Acc v, Acc acc) const {
+    return first ? w * v : acc + w * v;
+  }
+};
+
 // One destination element, unscaled: for each x segment l in [kx0, kx1) the y sum
 //     inner = sum_{k = ky0 .. ky1-1} wy_k * load(source_y(k), source_x(l))
-// then acc = sum_l wx_l * inner, both from the first term (0 for an empty range), in Acc.
-// `load(sy, sx)` returns the source element of the channel being gathered, converted to Acc. The
-// order of the file comment, so it gives the bits of the blocked bodies; the per-element form of
-// the GPU backends and of the mixed-layout host path.
-template <Direction D, class Acc, class W, class Load>
+// then acc = sum_l wx_l * inner, both from the first term (0 for an empty range), in Acc, each
+// term through `term` (PlainTerm). `load(sy, sx)` returns the source element of the channel being
+// gathered, converted to Acc. The order of the file comment, so it gives the bits of the blocked
+// bodies; the per-element form of the GPU backends and of the mixed-layout host path.
+template <Direction D, class Acc, class W, class Load, class Term = PlainTerm>
 SSB_HOST_DEVICE inline Acc gather_element(const AxisImage<W>& ay, const AxisImage<W>& ax, int ky0,
-                                          int ky1, int kx0, int kx1, const Load& load) {
+                                          int ky1, int kx0, int kx1, const Load& load,
+                                          const Term& term = Term()) {
   Acc acc = Acc(0);
   for (int l = kx0; l < kx1; ++l) {
     const int sx = source_index<D>(ax, l);
     Acc inner = Acc(0);
     for (int k = ky0; k < ky1; ++k) {
-      const Acc v = load(source_index<D>(ay, k), sx);
-      inner = k == ky0 ? Acc(ay.weight[k]) * v : inner + Acc(ay.weight[k]) * v;
+      inner = term(k == ky0, Acc(ay.weight[k]), load(source_index<D>(ay, k), sx), inner);
     }
-    acc = l == kx0 ? Acc(ax.weight[l]) * inner : acc + Acc(ax.weight[l]) * inner;
+    acc = term(l == kx0, Acc(ax.weight[l]), inner, acc);
   }
   return acc;
 }

@@ -296,6 +296,12 @@ template <class T>
 __device__ inline T term(bool first, T w, T v, T acc) {
   return first ? gpu::mul_rn(w, v) : gpu::fma_rn(w, v, acc);
 }
+struct RoundedTerm {  // term() as detail::gather_element's `term`
+  template <class T>
+  __device__ T operator()(bool first, T w, T v, T acc) const {
+    return term(first, w, v, acc);
+  }
+};
 
 // dst = scale * the gather of src in direction D (kernels.hpp), one thread per element. A "line"
 // is a run of elements along dst's fastest axis: the channels of one pixel (NHWC) or one row of a
@@ -325,16 +331,10 @@ __device__ inline void gather_one(const Weights<T>& w, const FeatureMap<const S>
   const int ky0 = detail::range_begin<D>(ay, a), ky1 = detail::range_begin<D>(ay, a + 1);
   const int kx0 = detail::range_begin<D>(ax, b), kx1 = detail::range_begin<D>(ax, b + 1);
   const S* channel = src.data + c * src.channel_stride();
-  T acc = T(0);
-  for (int l = kx0; l < kx1; ++l) {
-    const int sx = detail::source_index<D>(ax, l);
-    T inner = T(0);
-    for (int k = ky0; k < ky1; ++k) {
-      const T v = T(gpu::widen(channel[src.pixel_offset(n, detail::source_index<D>(ay, k), sx)]));
-      inner = term(k == ky0, T(ay.weight[k]), v, inner);
-    }
-    acc = term(l == kx0, T(ax.weight[l]), inner, acc);
-  }
+  const auto load = [&](int sy, int sx) {
+    return T(gpu::widen(channel[src.pixel_offset(n, sy, sx)]));
+  };
+  const T acc = detail::gather_element<D, T>(ay, ax, ky0, ky1, kx0, kx1, load, RoundedTerm());
   gpu::narrow(dst.data + dst.pixel_offset(n, a, b) + c * dst.channel_stride(),
               gpu::mul_rn(scale, acc));
 }
