@@ -1,0 +1,246 @@
+// ssbnet: the gathers of sample, sample_inverse and the data gradients (the NHWC row kernel and
+// the per-element kernel), and launch_gather.
+// Part of the GPU backends' kernels (ssb/detail/gpu_verbs.hpp, which includes it; see its file
+// comment for the design). Include <ssb/cuda.cuh> or <ssb/hip.hpp>, not this header.
+#pragma once
+
+#include "gpu_common.hpp"
+
+namespace ssb {
+namespace gpu_detail {
+
+// ---- gathers ---------------------------------------------------------------------------------
+
+// One term of detail::gather_element's sums, with explicit rounding (gpu::mul_rn): w * v for the
+// first term, else acc + w * v fused. Every GPU gather path sums through this, in
+// gather_element's order, so all of them give the same bits.
+template <class T>
+__device__ inline T term(bool first, T w, T v, T acc) {
+  return first ? gpu::mul_rn(w, v) : gpu::fma_rn(w, v, acc);
+}
+struct RoundedTerm {  // term() as detail::gather_element's `term`
+  template <class T>
+  __device__ T operator()(bool first, T w, T v, T acc) const {
+    return term(first, w, v, acc);
+  }
+};
+
+// dst = scale * the gather of src in direction D (kernels.hpp), one thread per element. A "line"
+// is a run of elements along dst's fastest axis: the channels of one pixel (NHWC) or one row of a
+// plane (NCHW). Lines of 32 elements or more: threadIdx.x walks a line, threadIdx.y picks the
+// line. Shorter lines (NCHW maps 4 wide, a few channels): one flat index over all elements, so
+// that no thread of a warp idles.
+template <Direction D, class S, class T>
+__device__ inline void gather_one(const Weights<T>& w, const FeatureMap<const S>& src,
+                                  const FeatureMap<S>& dst, T scale, std::int64_t line, int i) {
+  const bool channels_last = dst.layout == Layout::nhwc;
+  const int dh = dst.height, dw = dst.width, channels = dst.channels;
+  int n, a, b, c;
+  if (channels_last) {
+    c = i;
+    b = int(line % dw);
+    const std::int64_t rest = line / dw;
+    a = int(rest % dh);
+    n = int(rest / dh);
+  } else {
+    b = i;
+    a = int(line % dh);
+    const std::int64_t rest = line / dh;
+    c = int(rest % channels);
+    n = int(rest / channels);
+  }
+  const AxisImage<T> ay = w.y.image(n), ax = w.x.image(n);
+  const int ky0 = detail::range_begin<D>(ay, a), ky1 = detail::range_begin<D>(ay, a + 1);
+  const int kx0 = detail::range_begin<D>(ax, b), kx1 = detail::range_begin<D>(ax, b + 1);
+  const S* channel = src.data + c * src.channel_stride();
+  const auto load = [&](int sy, int sx) {
+    return T(gpu::widen(channel[src.pixel_offset(n, sy, sx)]));
+  };
+  const T acc = detail::gather_element<D, T>(ay, ax, ky0, ky1, kx0, kx1, load, RoundedTerm());
+  gpu::narrow(dst.data + dst.pixel_offset(n, a, b) + c * dst.channel_stride(),
+              gpu::mul_rn(scale, acc));
+}
+
+template <Direction D, class S, class T>
+__global__ void gather_kernel(Weights<T> w, FeatureMap<const S> src, FeatureMap<S> dst, T scale,
+                              std::int64_t lines, int length, bool flat) {
+  if (flat) {
+    const std::int64_t count = lines * length;
+    for (std::int64_t e = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; e < count;
+         e += std::int64_t(gridDim.x) * blockDim.x) {
+      gather_one<D>(w, src, dst, scale, e / length, int(e % length));
+    }
+    return;
+  }
+  for (std::int64_t line = blockIdx.x * std::int64_t(blockDim.y) + threadIdx.y; line < lines;
+       line += std::int64_t(gridDim.x) * blockDim.y) {
+    for (int i = threadIdx.x; i < length; i += blockDim.x)
+      gather_one<D>(w, src, dst, scale, line, i);
+  }
+}
+
+// The y sums of one source pixel's pack in gather_rows_kernel: V values in the accumulation type.
+template <class T, int V>
+struct alignas(16) PackSums {
+  T v[V];
+};
+
+// The shared memory of gather_rows_kernel: the source row offsets (in packs) and weights of one
+// destination row's y segments, the source columns and weights of the image's x segments, where
+// each destination column's x segments begin, then the y sums of `chunk` packs of every source
+// column.
+template <class T>
+struct RowStaging {
+  std::size_t y_at, y_weight, x_source, x_weight, x_begin, sums, bytes;
+  SSB_HOST_DEVICE RowStaging(int cap_y, int cap_x, int dst_width, int src_width, int chunk,
+                             std::size_t sums_bytes) {
+    y_at = 0;
+    y_weight = y_at + sizeof(std::int64_t) * std::size_t(cap_y);
+    x_weight = (y_weight + sizeof(T) * std::size_t(cap_y) + 7) / 8 * 8;
+    x_source = x_weight + sizeof(T) * std::size_t(cap_x);
+    x_begin = x_source + sizeof(std::int32_t) * std::size_t(cap_x);
+    sums = (x_begin + sizeof(std::int32_t) * (std::size_t(dst_width) + 1) + 15) / 16 * 16;
+    bytes = sums + sums_bytes * std::size_t(src_width) * std::size_t(chunk);
+  }
+};
+
+// The NHWC fast path of the gather (both maps NHWC, channels a multiple of Pack<S>::size, 16-byte
+// aligned data; launch_gather picks `chunk` so that RowStaging fits staging_bytes). One block per
+// destination row (n, a) and chunk of `chunk` packs (all channels unless rows are few or wide).
+// The row's y segments and the image's x segments are staged in shared memory; then, per channel,
+//   1. the y sums  inner(sx) = sum over the row's y segments k of wy_k * src[sy_k, sx], for every
+//      source column sx, each source pack read once (a warp reads 512 contiguous bytes);
+//   2. dst[a, b] = scale * sum over column b's x segments l of wx_l * inner(sx_l), from shared
+//      memory.
+// inner(sx) is exactly gather_one's inner sum of every x segment with source column sx, and both
+// sums take gather_one's terms in its order: the same bits.
+template <Direction D, class S, class T>
+__global__ void __launch_bounds__(block_threads)
+    gather_rows_kernel(Weights<T> w, FeatureMap<const S> src, FeatureMap<S> dst, T scale, int packs,
+                       int chunk) {
+  extern __shared__ double staging[];
+  constexpr int V = Pack<S>::size;
+  using Sums = PackSums<T, V>;
+  const int dh = dst.height, dw = dst.width, sw = src.width;
+  const RowStaging<T> at(w.y.capacity(), w.x.capacity(), dw, sw, chunk, sizeof(Sums));
+  unsigned char* base = reinterpret_cast<unsigned char*>(staging);
+  std::int64_t* y_at = reinterpret_cast<std::int64_t*>(base + at.y_at);
+  T* y_weight = reinterpret_cast<T*>(base + at.y_weight);
+  std::int32_t* x_source = reinterpret_cast<std::int32_t*>(base + at.x_source);
+  T* x_weight = reinterpret_cast<T*>(base + at.x_weight);
+  std::int32_t* x_begin = reinterpret_cast<std::int32_t*>(base + at.x_begin);
+  Sums* sums = reinterpret_cast<Sums*>(base + at.sums);
+  const int thread = threadIdx.y * blockDim.x + threadIdx.x, threads = blockDim.x * blockDim.y;
+  const std::int64_t row_packs = std::int64_t(sw) * packs;
+  const int splits = (packs + chunk - 1) / chunk;
+  const int tasks = dst.batch * dh * splits;  // < 2^31 (launch_gather)
+  for (int task = blockIdx.x; task < tasks; task += gridDim.x) {
+    const int r = task / splits, q0 = (task - r * splits) * chunk;
+    const int length = min(chunk, packs - q0);
+    const int n = r / dh, a = r - n * dh;
+    const AxisImage<T> ay = w.y.image(n), ax = w.x.image(n);
+    const int ky0 = detail::range_begin<D>(ay, a);
+    const int ny = detail::range_begin<D>(ay, a + 1) - ky0;
+    const int nx = detail::range_begin<D>(ax, dw);  // the x segments of all columns
+    for (int i = thread; i < ny; i += threads) {
+      y_at[i] = detail::source_index<D>(ay, ky0 + i) * row_packs;
+      y_weight[i] = ay.weight[ky0 + i];
+    }
+    for (int l = thread; l < nx; l += threads) {
+      x_source[l] = detail::source_index<D>(ax, l);
+      x_weight[l] = ax.weight[l];
+    }
+    for (int b = thread; b <= dw; b += threads) x_begin[b] = detail::range_begin<D>(ax, b);
+    __syncthreads();
+    const Pack<S>* in = reinterpret_cast<const Pack<S>*>(src.data + src.pixel_offset(n, 0, 0)) + q0;
+    for (int x = threadIdx.y; x < sw; x += blockDim.y) {
+      for (int q = threadIdx.x; q < length; q += blockDim.x) {
+        const Pack<S>* column = in + std::int64_t(x) * packs + q;
+        Sums inner;
+        for (int u = 0; u < V; ++u) inner.v[u] = T(0);
+        for (int i = 0; i < ny; ++i) {
+          const Pack<S> v = column[y_at[i]];
+          const T wk = y_weight[i];
+          for (int u = 0; u < V; ++u)
+            inner.v[u] = term(i == 0, wk, T(gpu::widen(v.v[u])), inner.v[u]);
+        }
+        sums[x * chunk + q] = inner;
+      }
+    }
+    __syncthreads();
+    Pack<S>* out = reinterpret_cast<Pack<S>*>(dst.data + dst.pixel_offset(n, a, 0)) + q0;
+    for (int b = threadIdx.y; b < dw; b += blockDim.y) {
+      const int kx0 = x_begin[b], kx1 = x_begin[b + 1];
+      for (int q = threadIdx.x; q < length; q += blockDim.x) {
+        T acc[V];
+        for (int u = 0; u < V; ++u) acc[u] = T(0);
+        for (int l = kx0; l < kx1; ++l) {
+          const Sums inner = sums[x_source[l] * chunk + q];
+          const T wl = x_weight[l];
+          for (int u = 0; u < V; ++u) acc[u] = term(l == kx0, wl, inner.v[u], acc[u]);
+        }
+        Pack<S> y;
+        for (int u = 0; u < V; ++u) gpu::narrow(&y.v[u], gpu::mul_rn(scale, acc[u]));
+        out[std::int64_t(b) * packs + q] = y;
+      }
+    }
+    __syncthreads();
+  }
+}
+
+template <class S, class T>
+void launch_gather(gpu::stream_t stream, const char* verb, const Weights<T>& w,
+                   const FeatureMap<const S>& src, const FeatureMap<S>& dst, Direction direction,
+                   T scale) {
+  if (packs_fit(src, dst)) {
+    const int packs = dst.channels / Pack<S>::size;
+    const std::int64_t rows = std::int64_t(dst.batch) * dst.height;
+    const std::size_t per_pack = sizeof(PackSums<T, Pack<S>::size>);
+    const RowStaging<T> fixed(w.y.capacity(), w.x.capacity(), dst.width, src.width, 0, per_pack);
+    const std::size_t column_bytes = per_pack * std::size_t(src.width);
+    if (fixed.bytes + column_bytes <= staging_bytes) {
+      // The largest power-of-two chunk whose y sums fit; then more, smaller chunks while rows
+      // are few, down to 32 packs, so that some min_blocks blocks keep every SM busy.
+      const std::int64_t fit = std::int64_t((staging_bytes - fixed.bytes) / column_bytes);
+      int chunk = 1;
+      while (2 * chunk <= std::min<std::int64_t>(fit, packs)) chunk *= 2;
+      while (chunk > 32 && rows * ((packs + chunk - 1) / chunk) < min_blocks) chunk /= 2;
+      const std::int64_t tasks = rows * ((packs + chunk - 1) / chunk);
+      if (tasks <= std::numeric_limits<int>::max()) {
+        const int bx = std::min(chunk, block_threads);
+        const dim3 block(unsigned(bx), unsigned(block_threads / bx));
+        const std::size_t shared =
+            RowStaging<T>(w.y.capacity(), w.x.capacity(), dst.width, src.width, chunk, per_pack)
+                .bytes;
+        if (direction == Direction::forward) {
+          gather_rows_kernel<Direction::forward>
+              <<<grid_for(tasks, 1), block, shared, stream>>>(w, src, dst, scale, packs, chunk);
+        } else {
+          gather_rows_kernel<Direction::inverse>
+              <<<grid_for(tasks, 1), block, shared, stream>>>(w, src, dst, scale, packs, chunk);
+        }
+        check_launch(verb, "the gather kernel");
+        return;
+      }
+    }
+  }
+  const bool channels_last = dst.layout == Layout::nhwc;
+  const int length = channels_last ? dst.channels : dst.width;
+  const std::int64_t lines = channels_last ? std::int64_t(dst.batch) * dst.height * dst.width
+                                           : std::int64_t(dst.batch) * dst.channels * dst.height;
+  const bool flat = length < 32;
+  const int bx = flat ? block_threads : std::min(block_threads, (length + 31) / 32 * 32);
+  const dim3 block(unsigned(bx), unsigned(block_threads / bx));
+  const unsigned grid = flat ? grid_for(lines * length, block_threads) : grid_for(lines, block.y);
+  if (direction == Direction::forward) {
+    gather_kernel<Direction::forward>
+        <<<grid, block, 0, stream>>>(w, src, dst, scale, lines, length, flat);
+  } else {
+    gather_kernel<Direction::inverse>
+        <<<grid, block, 0, stream>>>(w, src, dst, scale, lines, length, flat);
+  }
+  check_launch(verb, "the gather kernel");
+}
+
+}  // namespace gpu_detail
+}  // namespace ssb
