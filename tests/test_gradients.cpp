@@ -160,3 +160,47 @@ TEST_CASE_TEMPLATE("d_weights accumulates and either output may be skipped", Exe
   }
   CHECK(any_nonzero);
 }
+
+TEST_CASE_TEMPLATE("float weight gradients of NCHW maps agree with NHWC's", Exec,
+                   SSB_TEST_BACKENDS) {
+  // The NCHW pair dots have their own bodies (planar.hpp), with their own order of summation:
+  // they agree with the NHWC ones to float rounding. Shapes: small planes, planes of 128 pixels
+  // and more with rows up to 32 wide, rows wider than 32, and a saliency band that zooms hard
+  // (gathers in the lane bodies).
+  std::mt19937 rng(33);
+  struct Case {
+    int n, h, w, c, hr, wr;
+    bool band;
+  };
+  for (const Case& k : {Case{2, 7, 6, 5, 3, 4, false}, Case{2, 14, 12, 37, 8, 7, false},
+                        Case{1, 20, 30, 9, 11, 29, false}, Case{2, 12, 90, 6, 10, 70, false},
+                        Case{2, 12, 90, 6, 10, 70, true}}) {
+    CAPTURE(test::describe(k.n, k.h, k.w, k.c, k.hr, k.wr, Layout::nchw));
+    auto s = test::smooth_saliency<float>(rng, k.n, k.h, k.w);
+    if (k.band) {
+      for (int i = 0; i < k.n; ++i)
+        for (int y = 0; y < k.h; ++y)
+          for (int x = 40; x < 50; ++x) s.at(i, y, x) = 50.0f;
+    }
+    const auto w = test::weights_for(Exec{}, s, k.hr, k.wr);
+    const auto x = test::random_tensor<float>(rng, k.n, k.h, k.w, k.c, Layout::nhwc);
+    const auto y = test::random_tensor<float>(rng, k.n, k.hr, k.wr, k.c, Layout::nhwc);
+    const auto d_xr = test::random_tensor<float>(rng, k.n, k.hr, k.wr, k.c, Layout::nhwc);
+    const auto d_z = test::random_tensor<float>(rng, k.n, k.h, k.w, k.c, Layout::nhwc);
+    ssb::HostWeightsGrad<float> nhwc(w), nchw(w);
+    ssb::sample_backward(Exec{}, w, x.cview(), d_xr.cview(), ssb::FeatureMap<float>{}, nhwc);
+    ssb::sample_inverse_backward(Exec{}, w, y.cview(), d_z.cview(), ssb::FeatureMap<float>{}, nhwc);
+    const auto x_c = test::relayout(x, Layout::nchw), d_xr_c = test::relayout(d_xr, Layout::nchw);
+    const auto y_c = test::relayout(y, Layout::nchw), d_z_c = test::relayout(d_z, Layout::nchw);
+    ssb::sample_backward(Exec{}, w, x_c.cview(), d_xr_c.cview(), ssb::FeatureMap<float>{}, nchw);
+    ssb::sample_inverse_backward(Exec{}, w, y_c.cview(), d_z_c.cview(), ssb::FeatureMap<float>{},
+                                 nchw);
+    float largest = 0.0f, worst = 0.0f;
+    for (std::size_t i = 0; i < nhwc.values().size(); ++i) {
+      largest = std::max(largest, std::abs(nhwc.values()[i]));
+      worst = std::max(worst, std::abs(nhwc.values()[i] - nchw.values()[i]));
+    }
+    CHECK(largest > 0.0f);
+    CHECK(worst <= 1e-5f * largest);
+  }
+}

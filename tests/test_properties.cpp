@@ -154,6 +154,7 @@ TEST_CASE_TEMPLATE("NHWC and NCHW give the same values, bit for bit", Exec, SSB_
   auto shapes = test::test_shapes(rng, 10);
   shapes.push_back({1, 48, 50, 35, 20, 21});  // planes too large for channel tiles (planar.hpp)
   shapes.push_back({2, 9, 60, 3, 70, 13});    // the same, zooming in along y
+  shapes.push_back({3, 30, 90, 4, 12, 70});   // rows over 32 wide both ways (the lane body)
   for (const auto& s : shapes) {
     CAPTURE(test::describe(s.n, s.h, s.w, s.c, s.hr, s.wr, Layout::nhwc));
     const auto w =
@@ -173,6 +174,30 @@ TEST_CASE_TEMPLATE("NHWC and NCHW give the same values, bit for bit", Exec, SSB_
     CHECK(test::bitwise_equal(test::relayout(xr_mixed, Layout::nhwc).data,
                               test::sampled(Exec{}, w, x).data));
   }
+}
+
+TEST_CASE_TEMPLATE("NHWC and NCHW agree bit for bit where the saliency zooms hard", Exec,
+                   SSB_TEST_BACKENDS) {
+  // A band of columns 50x more salient than the rest: 16 neighbouring output columns then read
+  // sources 32 or more columns apart, both ways (the gathers of planar.hpp's lane body).
+  std::mt19937 rng(17);
+  const int n = 2, h = 12, w = 90, c = 3, hr = 10, wr = 70;
+  test::Saliency<float> saliency(n, h, w, 1.0f);
+  for (int i = 0; i < n; ++i)
+    for (int y = 0; y < h; ++y)
+      for (int x = 40 + 5 * i; x < 50 + 5 * i; ++x) saliency.at(i, y, x) = 50.0f;
+  const auto weights = test::weights_for(Exec{}, saliency, hr, wr);
+  const auto x = test::random_tensor<float>(rng, n, h, w, c, Layout::nhwc);
+  const auto y = test::random_tensor<float>(rng, n, hr, wr, c, Layout::nhwc);
+  CHECK(test::bitwise_equal(
+      test::relayout(test::sampled(Exec{}, weights, test::relayout(x, Layout::nchw)), Layout::nhwc)
+          .data,
+      test::sampled(Exec{}, weights, x).data));
+  CHECK(test::bitwise_equal(
+      test::relayout(test::inverse_sampled(Exec{}, weights, test::relayout(y, Layout::nchw)),
+                     Layout::nhwc)
+          .data,
+      test::inverse_sampled(Exec{}, weights, y).data));
 }
 
 TEST_CASE_TEMPLATE("an all-zero map falls back to uniform weights", Exec, SSB_TEST_BACKENDS) {

@@ -20,6 +20,9 @@
 #if defined(__AVX__) && !defined(__CUDA_ARCH__) && !defined(__HIP_DEVICE_COMPILE__)
 #include <immintrin.h>
 #define SSB_PLANAR_AVX 1
+#if defined(__AVX512F__)
+#define SSB_PLANAR_AVX512 1
+#endif
 #endif
 
 #include "kernels.hpp"
@@ -148,6 +151,299 @@ SSB_HOST_DEVICE inline void gather_plane(const Weights<T>& weights, const Featur
   for (std::int64_t e = 0; e < std::int64_t(dst_w) * dst_h; ++e) ot[e] *= scale;
   transpose(ot, dst_h, dst_w, dst_h, out, dst_w);
 }
+
+#ifndef SSB_NCHW_LANES_MIN_PIXELS
+#define SSB_NCHW_LANES_MIN_PIXELS 128
+#endif
+
+#if defined(SSB_PLANAR_AVX512)
+// The lane body of float NCHW maps (AVX-512): a block of planes of one image, one destination row
+// at a time:
+//   1. y sums of the row, R[w] = sum_{k in range_y(a)} wy_k src[source_y(k)][w], in registers when
+//      the source row has at most 32 columns (two zmm), else in scratch;
+//   2. x sums of 16 destination columns per register: slot s of column b is the s-th segment of
+//      range_x(b), its source column picked from R by a two-register permute (vpermt2ps) or, when
+//      the 16 columns' sources span 32 or more columns, by a gather; the slots are added in
+//      ascending order under per-lane masks, so each column gets exactly the sum of kernels.hpp
+//      (first term, then ascending, then the scale): the NHWC bodies' bits.
+// The plan of the slots (indices, weights, masks) depends only on the image's x segments and is
+// built once per task.
+// Measured on the bench shapes (2-core AVX-512 EPYC, one thread, batch 32 or 2), the lane body took
+// 0.3-0.6x the channel-tile body's time on input planes of 12x12 and larger (sample), 0.5-1.2x
+// (sample_inverse), but 1.5-3.5x on planes of 8x8 and smaller, where the per-row work of a plane
+// outweighs its few pixels: launch_gather takes it from SSB_NCHW_LANES_MIN_PIXELS input pixels.
+struct alignas(64) LaneSlot {
+  std::int32_t index[16];  // source column, minus the block's base (permutes) or absolute (gather)
+  float weight[16];        // 0 where the lane has no such segment
+  std::uint32_t mask;      // lanes that have this segment
+};
+struct LaneBlock {
+  int first_slot;  // in the LaneSlot array
+  int slots;       // the most segments any of its columns has
+  int base;        // first source column of the permute window
+  bool gather;     // the sources span 32 columns or more: gather instead of permute
+};
+
+// Blocks of lane_plan for `dst_w` destination columns, and an upper bound on its slots.
+inline int lane_blocks(int dst_w) {
+  return (dst_w + 15) / 16;
+}
+inline int lane_slots_bound(const AxisImage<float>& ax) {
+  return ax.count();
+}
+
+// Fills blocks[0 .. lane_blocks(dst_w)) and their slots. `in_registers`: R is held in two
+// registers (source rows of at most 32 columns), so every permute window starts at column 0.
+template <Direction D>
+inline void lane_plan(const AxisImage<float>& ax, int dst_w, bool in_registers, LaneBlock* blocks,
+                      LaneSlot* slots) {
+  int next = 0;
+  for (int j = 0; j < lane_blocks(dst_w); ++j) {
+    const int q0 = 16 * j, q1 = q0 + 16 < dst_w ? q0 + 16 : dst_w;
+    int most = 0;
+    for (int q = q0; q < q1; ++q) {
+      const int count = range_begin<D>(ax, q + 1) - range_begin<D>(ax, q);
+      most = count > most ? count : most;
+    }
+    LaneBlock& block = blocks[j];
+    block.first_slot = next;
+    block.slots = most;
+    block.base = 0;
+    block.gather = false;
+    const int k0 = range_begin<D>(ax, q0), k1 = range_begin<D>(ax, q1);
+    if (!in_registers && k0 < k1) {
+      const int lo = source_index<D>(ax, k0), hi = source_index<D>(ax, k1 - 1);
+      if (hi - lo < 32) {
+        block.base = lo;
+      } else {
+        block.gather = true;
+      }
+    }
+    for (int s = 0; s < most; ++s) {
+      LaneSlot& slot = slots[next + s];
+      slot.mask = 0;
+      for (int u = 0; u < 16; ++u) {
+        const int q = q0 + u;
+        const int k = q < q1 ? range_begin<D>(ax, q) + s : 0;
+        if (q < q1 && k < range_begin<D>(ax, q + 1)) {
+          slot.index[u] = source_index<D>(ax, k) - block.base;
+          slot.weight[u] = ax.weight[k];
+          slot.mask |= 1u << u;
+        } else {
+          slot.index[u] = 0;
+          slot.weight[u] = 0.0f;
+        }
+      }
+    }
+    next += most;
+  }
+}
+
+// The x sums of one destination row (step 2 above): out[b] = scale * sum_l wx_l R[source_x(l)]
+// for b < dst_w. R is (lo, hi) when InRegisters, else `row` (readable up to its last permute
+// window: 32 floats of padding). A partial last block is stored whole (zeros past dst_w) when
+// that stays before `store_end`: the caller writes its region in ascending order, so the next
+// row overwrites them. (Masked loads and stores that miss the cache were 2-4x slower here.)
+template <bool InRegisters>
+inline void lane_x_sums(const LaneBlock* blocks, const LaneSlot* slots, int dst_w, __m512 lo,
+                        __m512 hi, const float* row, float scale, float* out,
+                        const float* store_end) {
+  for (int j = 0; j < lane_blocks(dst_w); ++j) {
+    const LaneBlock& block = blocks[j];
+    const int left = dst_w - 16 * j;
+    const __mmask16 store = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1u);
+    if (!InRegisters && !block.gather) {
+      lo = _mm512_loadu_ps(row + block.base);
+      hi = _mm512_loadu_ps(row + block.base + 16);
+    }
+    __m512 acc = _mm512_setzero_ps();
+    for (int s = 0; s < block.slots; ++s) {
+      const LaneSlot& slot = slots[block.first_slot + s];
+      const __m512i index = _mm512_load_si512(slot.index);
+      const __mmask16 mask = __mmask16(slot.mask);
+      const __m512 term = !InRegisters && block.gather
+                              ? _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mask, index, row, 4)
+                              : _mm512_permutex2var_ps(lo, index, hi);
+      const __m512 weight = _mm512_load_ps(slot.weight);
+      // The arithmetic of the other bodies, written with the same operators (so the compiler
+      // contracts it, or not, as it does there): the first term, then acc + w * term.
+      acc = s == 0 ? _mm512_maskz_mov_ps(mask, weight * term)
+                   : _mm512_mask_mov_ps(acc, mask, acc + weight * term);
+    }
+    if (out + 16 * j + 16 <= store_end) {
+      _mm512_storeu_ps(out + 16 * j, scale * acc);
+    } else {
+      _mm512_mask_storeu_ps(out + 16 * j, store, scale * acc);
+    }
+  }
+}
+
+// Planes c0 .. c0 + count - 1 of image n of float NCHW maps, by the lane body. `row` has
+// src.width + 32 floats (used when the source rows are wider than 32), `blocks` and `slots` the
+// sizes of lane_blocks and lane_slots_bound.
+template <Direction D>
+inline void gather_planes_lanes(const Weights<float>& weights, const FeatureMap<const float>& src,
+                                const FeatureMap<float>& dst, int n, int c0, int count, float scale,
+                                float* row, LaneBlock* blocks, LaneSlot* slots) {
+  const AxisImage<float> ay = weights.y.image(n), ax = weights.x.image(n);
+  const int src_w = src.width, dst_h = dst.height, dst_w = dst.width;
+  const std::int64_t src_plane = std::int64_t(src.height) * src_w;
+  const std::int64_t dst_plane = std::int64_t(dst_h) * dst_w;
+  const bool in_registers = src_w <= 32;
+  lane_plan<D>(ax, dst_w, in_registers, blocks, slots);
+  const __mmask16 load_lo = src_w >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << src_w) - 1u);
+  const __mmask16 load_hi = src_w >= 32  ? __mmask16(0xFFFF)
+                            : src_w > 16 ? __mmask16((1u << (src_w - 16)) - 1u)
+                                         : __mmask16(0);
+  if (!in_registers) {
+    for (int e = src_w; e < src_w + 32; ++e) row[e] = 0.0f;
+  }
+  const float* src_end = src.data + std::int64_t(src.batch) * src.channels * src_plane;
+  const float* out_end = dst.data + (std::int64_t(n) * dst.channels + c0 + count) * dst_plane;
+  for (int c = c0; c < c0 + count; ++c) {
+    const float* plane = src.data + (std::int64_t(n) * src.channels + c) * src_plane;
+    float* out = dst.data + (std::int64_t(n) * dst.channels + c) * dst_plane;
+    for (int a = 0; a < dst_h; ++a, out += dst_w) {
+      const int k0 = range_begin<D>(ay, a), k1 = range_begin<D>(ay, a + 1);
+      if (k0 == k1) {
+        for (int b = 0; b < dst_w; ++b) out[b] = 0.0f;
+        continue;
+      }
+      if (in_registers) {
+        // Whole-register loads where the 32 floats lie inside the source tensor: the lanes past
+        // the row are never picked by the permutes.
+        const auto load2 = [&](const float* in, __m512& l, __m512& h) {
+          if (src_w <= 16 && in + 16 <= src_end) {  // one register holds the row
+            l = _mm512_loadu_ps(in);
+            h = _mm512_setzero_ps();
+          } else if (in + 32 <= src_end) {
+            l = _mm512_loadu_ps(in);
+            h = _mm512_loadu_ps(in + 16);
+          } else {
+            l = _mm512_maskz_loadu_ps(load_lo, in);
+            h = _mm512_maskz_loadu_ps(load_hi, in + 16);
+          }
+        };
+        const float* first = plane + std::int64_t(source_index<D>(ay, k0)) * src_w;
+        const __m512 w0 = _mm512_set1_ps(ay.weight[k0]);
+        __m512 lo, hi, l, h;
+        load2(first, l, h);
+        lo = w0 * l;
+        hi = w0 * h;
+        for (int k = k0 + 1; k < k1; ++k) {
+          const float* in = plane + std::int64_t(source_index<D>(ay, k)) * src_w;
+          const __m512 w = _mm512_set1_ps(ay.weight[k]);
+          load2(in, l, h);
+          lo = lo + w * l;
+          hi = hi + w * h;
+        }
+        lane_x_sums<true>(blocks, slots, dst_w, lo, hi, nullptr, scale, out, out_end);
+      } else {
+        sum_rows<D>(ay, k0, k1, plane, src_w, src_w, row);
+        lane_x_sums<false>(blocks, slots, dst_w, _mm512_setzero_ps(), _mm512_setzero_ps(), row,
+                           scale, out, out_end);
+      }
+    }
+  }
+}
+
+// The pair dots of y segment k of image n for float NCHW maps (plane_pair_dots' sums, in the same
+// order: from 0, channels ascending), 16 x segments per register: the source and `other` columns
+// of each segment are picked from the two rows by permutes. Rows of at most 32 columns are held
+// whole; wider ones through a 16-column window per block of 16 segments, which always suffices:
+// each segment moves the source or the destination column by at most one (MATH.md, "Segments"),
+// so 16 segments span at most 16 columns of either (window indices below 16). Four blocks at a
+// time, so that four chains of multiply-adds overlap.
+struct alignas(64) DotBlock {
+  std::int32_t src_index[16];    // source column minus src_base
+  std::int32_t other_index[16];  // the same on the destination grid
+  int src_base, other_base;
+};
+
+template <Direction D>
+inline void plane_pair_dots_lanes(const Weights<float>& weights, const FeatureMap<const float>& src,
+                                  const FeatureMap<const float>& other, int n, int k, float* dots,
+                                  DotBlock* blocks) {
+  const AxisImage<float> ay = weights.y.image(n), ax = weights.x.image(n);
+  const int count = ax.count();
+  const int src_w = src.width, other_w = other.width;
+  const bool whole = src_w <= 32 && other_w <= 32;  // both rows held in registers
+  const int nblocks = lane_blocks(count);
+  for (int j = 0; j < nblocks; ++j) {
+    DotBlock& b = blocks[j];
+    const int l0 = 16 * j, l1 = l0 + 16 < count ? l0 + 16 : count;
+    b.src_base = whole ? 0 : source_index<D>(ax, l0);
+    b.other_base = whole ? 0 : dest_index<D>(ax, l0);
+    for (int u = 0; u < 16; ++u) {
+      const int l = l0 + u < l1 ? l0 + u : l1 - 1;
+      b.src_index[u] = source_index<D>(ax, l) - b.src_base;
+      b.other_index[u] = dest_index<D>(ax, l) - b.other_base;
+    }
+  }
+  const std::int64_t src_plane = std::int64_t(src.height) * src_w;
+  const std::int64_t other_plane = std::int64_t(other.height) * other_w;
+  const float* src_row = src.data + std::int64_t(n) * src.channels * src_plane +
+                         std::int64_t(source_index<D>(ay, k)) * src_w;
+  const float* other_row = other.data + std::int64_t(n) * other.channels * other_plane +
+                           std::int64_t(dest_index<D>(ay, k)) * other_w;
+  const float* src_end = src.data + std::int64_t(src.batch) * src.channels * src_plane;
+  const float* other_end = other.data + std::int64_t(other.batch) * other.channels * other_plane;
+  // Two registers of the 32 floats at `in` (masked near the end of the tensor, whose lanes past
+  // `width` are never picked).
+  const auto load2 = [](const float* in, const float* end, __m512& lo, __m512& hi) {
+    if (in + 32 <= end) {
+      lo = _mm512_loadu_ps(in);
+      hi = _mm512_loadu_ps(in + 16);
+    } else {
+      const std::int64_t left = end - in;
+      lo = _mm512_maskz_loadu_ps(left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1u), in);
+      hi = left > 16 ? _mm512_maskz_loadu_ps(__mmask16((1u << (left - 16)) - 1u), in + 16)
+                     : _mm512_setzero_ps();
+    }
+  };
+  const auto load1 = [](const float* in, const float* end) {
+    const std::int64_t left = end - in;
+    return left >= 16 ? _mm512_loadu_ps(in)
+                      : _mm512_maskz_loadu_ps(__mmask16((1u << left) - 1u), in);
+  };
+  for (int j0 = 0; j0 < nblocks; j0 += 4) {
+    const int group = nblocks - j0 < 4 ? nblocks - j0 : 4;
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                     _mm512_setzero_ps()};
+    for (int c = 0; c < src.channels; ++c) {
+      const float* s = src_row + c * src_plane;
+      const float* o = other_row + c * other_plane;
+      __m512 s_lo = _mm512_setzero_ps(), s_hi = s_lo, o_lo = s_lo, o_hi = s_lo;
+      if (whole) {
+        load2(s, src_end, s_lo, s_hi);
+        load2(o, other_end, o_lo, o_hi);
+      }
+      for (int g = 0; g < 4; ++g) {
+        if (g >= group) break;
+        const DotBlock& b = blocks[j0 + g];
+        const __m512i si = _mm512_load_si512(b.src_index);
+        const __m512i oi = _mm512_load_si512(b.other_index);
+        __m512 x, y;
+        if (whole) {
+          x = _mm512_permutex2var_ps(s_lo, si, s_hi);
+          y = _mm512_permutex2var_ps(o_lo, oi, o_hi);
+        } else {  // indices below 16: one register of each row
+          const __m512 sv = load1(s + b.src_base, src_end);
+          const __m512 ov = load1(o + b.other_base, other_end);
+          x = _mm512_permutex2var_ps(sv, si, sv);
+          y = _mm512_permutex2var_ps(ov, oi, ov);
+        }
+        acc[g] = acc[g] + x * y;
+      }
+    }
+    for (int g = 0; g < group; ++g) {
+      const int left = count - 16 * (j0 + g);
+      _mm512_mask_storeu_ps(dots + 16 * (j0 + g),
+                            left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1u), acc[g]);
+    }
+  }
+}
+#endif
 
 // The pair dots of image n restricted to planes c0 .. c0 + channel_block - 1 (kernels.hpp), for
 // NCHW maps whose channel tiles fit: both maps' planes go to channels-last tiles, then the NHWC

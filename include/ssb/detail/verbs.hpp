@@ -10,6 +10,7 @@
 // kernels.hpp and backward.hpp.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <initializer_list>
 #include <type_traits>
@@ -72,17 +73,41 @@ void with_direction(Direction direction, F&& f) {
 }
 
 // Every destination element of a gather (kernels.hpp, planar.hpp). All-NCHW maps: one call per
-// (image, block of channel_block planes) through channels-last tiles when they fit, else one per
-// plane. Otherwise one call per (image, destination row), with a source row of scratch for the
-// separable NHWC body.
+// (image, block of channel_block planes), by the lane body for float maps on AVX-512 targets
+// whose input grid has at least SSB_NCHW_LANES_MIN_PIXELS pixels, else through channels-last
+// tiles when they fit; else one call per plane. Otherwise one call per (image, destination row),
+// with a source row of scratch for the separable NHWC body.
 template <class Exec, class T>
 void launch_gather(const Exec& exec, const Weights<T>& w, const FeatureMap<const T>& src,
                    const FeatureMap<T>& dst, Direction direction, T scale) {
   with_direction(direction, [&](auto dir) {
     constexpr Direction D = decltype(dir)::value;
     if (src.layout == Layout::nchw && dst.layout == Layout::nchw) {
-      const std::size_t scratch = plane_scratch_size<D>(w);
       const int channels = src.channels;
+#if defined(SSB_PLANAR_AVX512)
+      if constexpr (std::is_same<T, float>::value) {
+        if (std::int64_t(w.in_height()) * w.in_width() >= SSB_NCHW_LANES_MIN_PIXELS) {
+          const int blocks = (channels + channel_block - 1) / channel_block;
+          const int dst_w = dst.width, src_w = src.width;
+          std::size_t slots = 1;
+          for (int n = 0; n < w.batch; ++n) {
+            slots = std::max(slots, std::size_t(lane_slots_bound(w.x.image(n))));
+          }
+          launcher<Exec>::for_each(
+              exec, std::int64_t(w.batch) * blocks,
+              [&](std::int64_t t) {
+                const int n = int(t / blocks), c0 = int(t % blocks) * channel_block;
+                gather_planes_lanes<D>(w, src, dst, n, c0, std::min(channel_block, channels - c0),
+                                       scale, thread_scratch<float>(std::size_t(src_w) + 32),
+                                       thread_scratch<LaneBlock>(std::size_t(lane_blocks(dst_w))),
+                                       thread_scratch<LaneSlot>(slots));
+              },
+              launch_work(src, dst));
+          return;
+        }
+      }
+#endif
+      const std::size_t scratch = plane_scratch_size<D>(w);
       if (channel_tile_fits(w)) {
         const int blocks = (channels + channel_block - 1) / channel_block;
         launcher<Exec>::for_each(
@@ -137,7 +162,13 @@ void launch_pair_dots(const Exec& exec, const Weights<T>& w, const FeatureMap<co
           launch_work(src, other));
       return;
     }
-    if (channel_tile_fits(w)) {
+    bool tiles = channel_tile_fits(w);
+#if defined(SSB_PLANAR_AVX512)
+    // Float maps on AVX-512 targets: the lane body of plane_pair_dots on every plane size (it
+    // took 0.2-0.7x the channel tiles' time on the bench shapes, 5x5 to 128x128).
+    if (std::is_same<T, float>::value) tiles = false;
+#endif
+    if (tiles) {
       const int blocks = (src.channels + channel_block - 1) / channel_block;
       const std::size_t scratch = plane_scratch_size<D>(w);
       std::vector<T> partial(std::size_t(w.batch) * std::size_t(blocks) * std::size_t(per_image));
@@ -168,7 +199,15 @@ void launch_pair_dots(const Exec& exec, const Weights<T>& w, const FeatureMap<co
         [&](std::int64_t t) {
           const int n = int(t / cap_y), k = int(t % cap_y);
           if (k < w.y.image(n).count()) {
-            plane_pair_dots<D>(w, src, other, n, k, dots + (std::int64_t(n) * cap_y + k) * cap_x);
+            T* out = dots + (std::int64_t(n) * cap_y + k) * cap_x;
+#if defined(SSB_PLANAR_AVX512)
+            if constexpr (std::is_same<T, float>::value) {
+              plane_pair_dots_lanes<D>(w, src, other, n, k, out,
+                                       thread_scratch<DotBlock>(std::size_t(lane_blocks(cap_x))));
+              return;
+            }
+#endif
+            plane_pair_dots<D>(w, src, other, n, k, out);
           }
         },
         launch_work(src, other));
