@@ -315,6 +315,130 @@ SSB_HOST_DEVICE inline void gather_pixel_block(const AxisImage<T>& ay, const Axi
   for (int c = 0; c < cn; ++c) out[c] = scale * acc[c];
 }
 
+#if defined(SSB_VECTOR_EXTENSIONS) && (defined(__x86_64__) || defined(__aarch64__))
+// The first term of a sum, made opaque to the compiler: with the terms of a sum known at compile
+// time, w0 * x0 + w1 * x1 may be contracted into fma(w0, x0, w1 * x1) as well as into
+// fma(w1, x1, w0 * x0), and only the second is the order of the other bodies.
+#if defined(__x86_64__)
+#define SSB_FIRST_TERM(v) __asm__("" : "+v"(v))
+#else
+#define SSB_FIRST_TERM(v) __asm__("" : "+w"(v))
+#endif
+#define SSB_FIXED_PIXELS 1
+// One destination pixel of channels-last maps whose ranges have KY y and KX x segments (known at
+// compile time): the sums of gather_pixel_block, in the same order, but with the KY x KX source
+// pointers and weights computed once for all channels, then two vector registers of channels at a
+// time (one, then scalars, at the end).
+template <Direction D, int KY, int KX, class T>
+inline void gather_pixel_fixed(const AxisImage<T>& ay, const AxisImage<T>& ax, int ky0, int kx0,
+                               const T* image, std::int64_t row_stride, int channels, T scale,
+                               T* out) {
+  typedef typename Vec<T>::type V;
+  constexpr int lanes = int(vector_bytes / sizeof(T));
+  const T* p[KX][KY];
+  T wy[KY], wx[KX];
+  for (int k = 0; k < KY; ++k) wy[k] = ay.weight[ky0 + k];
+  for (int l = 0; l < KX; ++l) {
+    wx[l] = ax.weight[kx0 + l];
+    const T* column = image + std::int64_t(source_index<D>(ax, kx0 + l)) * channels;
+    for (int k = 0; k < KY; ++k) {
+      p[l][k] = column + std::int64_t(source_index<D>(ay, ky0 + k)) * row_stride;
+    }
+  }
+  int c = 0;
+  for (; c + 2 * lanes <= channels; c += 2 * lanes) {
+    V acc0, acc1, x0, x1;
+    for (int l = 0; l < KX; ++l) {
+      vec_load(x0, p[l][0] + c);
+      vec_load(x1, p[l][0] + c + lanes);
+      V inner0 = wy[0] * x0, inner1 = wy[0] * x1;
+      SSB_FIRST_TERM(inner0);
+      SSB_FIRST_TERM(inner1);
+      for (int k = 1; k < KY; ++k) {
+        vec_load(x0, p[l][k] + c);
+        vec_load(x1, p[l][k] + c + lanes);
+        inner0 += wy[k] * x0;
+        inner1 += wy[k] * x1;
+      }
+      if (l == 0) {
+        acc0 = wx[0] * inner0;
+        acc1 = wx[0] * inner1;
+        SSB_FIRST_TERM(acc0);
+        SSB_FIRST_TERM(acc1);
+      } else {
+        acc0 += wx[l] * inner0;
+        acc1 += wx[l] * inner1;
+      }
+    }
+    acc0 *= scale;
+    acc1 *= scale;
+    vec_store(out + c, acc0);
+    vec_store(out + c + lanes, acc1);
+  }
+  for (; c + lanes <= channels; c += lanes) {
+    V acc, x;
+    for (int l = 0; l < KX; ++l) {
+      vec_load(x, p[l][0] + c);
+      V inner = wy[0] * x;
+      SSB_FIRST_TERM(inner);
+      for (int k = 1; k < KY; ++k) {
+        vec_load(x, p[l][k] + c);
+        inner += wy[k] * x;
+      }
+      if (l == 0) {
+        acc = wx[0] * inner;
+        SSB_FIRST_TERM(acc);
+      } else {
+        acc += wx[l] * inner;
+      }
+    }
+    acc *= scale;
+    vec_store(out + c, acc);
+  }
+  for (; c < channels; ++c) {
+    T acc = T(0);
+    for (int l = 0; l < KX; ++l) {
+      T inner = wy[0] * p[l][0][c];
+      SSB_FIRST_TERM(inner);
+      for (int k = 1; k < KY; ++k) inner += wy[k] * p[l][k][c];
+      if (l == 0) {
+        acc = wx[0] * inner;
+        SSB_FIRST_TERM(acc);
+      } else {
+        acc += wx[l] * inner;
+      }
+    }
+    out[c] = scale * acc;
+  }
+}
+
+// gather_pixel_fixed for ranges of up to 3 x 3 segments; false (nothing done) for larger ones.
+template <Direction D, class T>
+inline bool gather_pixel_small(const AxisImage<T>& ay, const AxisImage<T>& ax, int ky0, int ky1,
+                               int kx0, int kx1, const T* image, std::int64_t row_stride,
+                               int channels, T scale, T* out) {
+  const int cy = ky1 - ky0, cx = kx1 - kx0;
+  if (cy > 3 || cx > 3) return false;
+  switch (cy * 4 + cx) {
+#define SSB_FIXED_CASE(Y, X)                                                                \
+  case Y * 4 + X:                                                                           \
+    gather_pixel_fixed<D, Y, X>(ay, ax, ky0, kx0, image, row_stride, channels, scale, out); \
+    return true;
+    SSB_FIXED_CASE(1, 1)
+    SSB_FIXED_CASE(1, 2)
+    SSB_FIXED_CASE(1, 3)
+    SSB_FIXED_CASE(2, 1)
+    SSB_FIXED_CASE(2, 2)
+    SSB_FIXED_CASE(2, 3)
+    SSB_FIXED_CASE(3, 1)
+    SSB_FIXED_CASE(3, 2)
+    SSB_FIXED_CASE(3, 3)
+#undef SSB_FIXED_CASE
+  }
+  return false;
+}
+#endif
+
 // Destination row (n, a) of channels-last maps (src and dst NHWC): every destination pixel by
 // gather_pixel_block, pixel_block channels at a time. A source pixel shared by neighbouring
 // destination pixels is re-read from cache; nothing is staged in scratch. (Faster than the
@@ -336,6 +460,12 @@ SSB_HOST_DEVICE inline void gather_row_nhwc(const AxisImage<T>& ay, const AxisIm
       for (int c = 0; c < channels; ++c) out[c] = T(0);
       continue;
     }
+#if defined(SSB_FIXED_PIXELS)
+    if (gather_pixel_small<D>(ay, ax, ky0, ky1, kx0, kx1, image, row_stride, channels, scale,
+                              out)) {
+      continue;
+    }
+#endif
     int c0 = 0;
     for (; c0 + pixel_block<T>() <= channels; c0 += pixel_block<T>()) {
       gather_pixel_block<D, pixel_block<T>()>(ay, ax, ky0, ky1, kx0, kx1, image + c0, row_stride,
