@@ -153,7 +153,7 @@ SSB_HOST_DEVICE inline void gather_plane(const Weights<T>& weights, const Featur
 }
 
 #ifndef SSB_NCHW_LANES_MIN_PIXELS
-#define SSB_NCHW_LANES_MIN_PIXELS 128
+#define SSB_NCHW_LANES_MIN_PIXELS 100
 #endif
 
 #if defined(SSB_PLANAR_AVX512)
@@ -168,10 +168,11 @@ SSB_HOST_DEVICE inline void gather_plane(const Weights<T>& weights, const Featur
 //      (first term, then ascending, then the scale): the NHWC bodies' bits.
 // The plan of the slots (indices, weights, masks) depends only on the image's x segments and is
 // built once per task.
-// Measured on the bench shapes (2-core AVX-512 EPYC, one thread, batch 32 or 2), the lane body took
-// 0.3-0.6x the channel-tile body's time on input planes of 12x12 and larger (sample), 0.5-1.2x
-// (sample_inverse), but 1.5-3.5x on planes of 8x8 and smaller, where the per-row work of a plane
-// outweighs its few pixels: launch_gather takes it from SSB_NCHW_LANES_MIN_PIXELS input pixels.
+// Measured on the bench shapes (2-core AVX-512 EPYC, one thread, batch 32, 64-byte aligned maps),
+// the lane body took 0.4-0.6x the channel-tile body's time on input planes of 12x12 to 28x28
+// (sample) and 0.5-0.9x (sample_inverse), about 1x on 10x10, but 1.2-3x on planes of 8x8 and
+// smaller, where the per-row work of a plane outweighs its few pixels: launch_gather takes it
+// from SSB_NCHW_LANES_MIN_PIXELS input pixels.
 struct alignas(64) LaneSlot {
   std::int32_t index[16];  // source column, minus the block's base (permutes) or absolute (gather)
   float weight[16];        // 0 where the lane has no such segment
