@@ -461,8 +461,10 @@ SSB_HOST_DEVICE inline void gather_row_nhwc(const AxisImage<T>& ay, const AxisIm
       continue;
     }
 #if defined(SSB_FIXED_PIXELS)
-    if (gather_pixel_small<D>(ay, ax, ky0, ky1, kx0, kx1, image, row_stride, channels, scale,
-                              out)) {
+    // (Pixels of one register block of channels, such as planar.hpp's channel tiles, are as fast
+    // or faster through gather_pixel_block: the pointers are set up for too few channels.)
+    if (channels > pixel_block<T>() && gather_pixel_small<D>(ay, ax, ky0, ky1, kx0, kx1, image,
+                                                             row_stride, channels, scale, out)) {
       continue;
     }
 #endif

@@ -153,7 +153,10 @@ SSB_HOST_DEVICE inline void gather_plane(const Weights<T>& weights, const Featur
 }
 
 #ifndef SSB_NCHW_LANES_MIN_PIXELS
-#define SSB_NCHW_LANES_MIN_PIXELS 100
+#define SSB_NCHW_LANES_MIN_PIXELS 144
+#endif
+#ifndef SSB_NCHW_LANES_MIN_PIXELS_INVERSE
+#define SSB_NCHW_LANES_MIN_PIXELS_INVERSE 256
 #endif
 
 #if defined(SSB_PLANAR_AVX512)
@@ -168,11 +171,13 @@ SSB_HOST_DEVICE inline void gather_plane(const Weights<T>& weights, const Featur
 //      (first term, then ascending, then the scale): the NHWC bodies' bits.
 // The plan of the slots (indices, weights, masks) depends only on the image's x segments and is
 // built once per task.
-// Measured on the bench shapes (2-core AVX-512 EPYC, one thread, batch 32, 64-byte aligned maps),
-// the lane body took 0.4-0.6x the channel-tile body's time on input planes of 12x12 to 28x28
-// (sample) and 0.5-0.9x (sample_inverse), about 1x on 10x10, but 1.2-3x on planes of 8x8 and
-// smaller, where the per-row work of a plane outweighs its few pixels: launch_gather takes it
-// from SSB_NCHW_LANES_MIN_PIXELS input pixels.
+// Measured on the bench shapes (2-core AVX-512 EPYC, 2 threads, medians of 3 runs alternating
+// with the channel-tile build), the lane body's time over the channel tiles' was: sample 0.39-0.65
+// from 14x14 planes up, 1.03 on 12x12, 1.36 on 10x10; sample_inverse 0.53-0.85 from 16x16 up
+// (but 1.12 on 32x32x2048 -> 18), 1.15 on 14x14, 1.5-2 on 10x10 and 12x12. (One thread, planes
+// of 8x8 and smaller: 1.2-3.) So launch_gather takes the lane body from SSB_NCHW_LANES_MIN_PIXELS
+// input pixels for forward gathers (sample, d_y) and from SSB_NCHW_LANES_MIN_PIXELS_INVERSE for
+// inverse ones (sample_inverse, d_x).
 struct alignas(64) LaneSlot {
   std::int32_t index[16];  // source column, minus the block's base (permutes) or absolute (gather)
   float weight[16];        // 0 where the lane has no such segment

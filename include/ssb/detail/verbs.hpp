@@ -74,9 +74,9 @@ void with_direction(Direction direction, F&& f) {
 
 // Every destination element of a gather (kernels.hpp, planar.hpp). All-NCHW maps: one call per
 // (image, block of channel_block planes), by the lane body for float maps on AVX-512 targets
-// whose input grid has at least SSB_NCHW_LANES_MIN_PIXELS pixels, else through channels-last
-// tiles when they fit; else one call per plane. Otherwise one call per (image, destination row),
-// with a source row of scratch for the separable NHWC body.
+// whose input grid has at least SSB_NCHW_LANES_MIN_PIXELS(_INVERSE) pixels (planar.hpp), else
+// through channels-last tiles when they fit; else one call per plane. Otherwise one call per
+// (image, destination row), with a source row of scratch for the separable NHWC body.
 template <class Exec, class T>
 void launch_gather(const Exec& exec, const Weights<T>& w, const FeatureMap<const T>& src,
                    const FeatureMap<T>& dst, Direction direction, T scale) {
@@ -86,7 +86,10 @@ void launch_gather(const Exec& exec, const Weights<T>& w, const FeatureMap<const
       const int channels = src.channels;
 #if defined(SSB_PLANAR_AVX512)
       if constexpr (std::is_same<T, float>::value) {
-        if (std::int64_t(w.in_height()) * w.in_width() >= SSB_NCHW_LANES_MIN_PIXELS) {
+        const std::int64_t lanes_from = D == Direction::forward
+                                            ? std::int64_t(SSB_NCHW_LANES_MIN_PIXELS)
+                                            : std::int64_t(SSB_NCHW_LANES_MIN_PIXELS_INVERSE);
+        if (std::int64_t(w.in_height()) * w.in_width() >= lanes_from) {
           const int blocks = (channels + channel_block - 1) / channel_block;
           const int dst_w = dst.width, src_w = src.width;
           std::size_t slots = 1;
