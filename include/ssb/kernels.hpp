@@ -440,11 +440,12 @@ inline bool gather_pixel_small(const AxisImage<T>& ay, const AxisImage<T>& ax, i
 #endif
 
 // Destination row (n, a) of channels-last maps (src and dst NHWC): every destination pixel by
-// gather_pixel_block, pixel_block channels at a time. A source pixel shared by neighbouring
-// destination pixels is re-read from cache; nothing is staged in scratch. (Faster than the
-// separable body below while the rows it walks stay in cache; walking one channel block along the
-// whole row was about 2x slower. gather_row picks between the two.)
-template <Direction D, class T>
+// gather_pixel_fixed (with Fixed, for ranges of up to 3 x 3 segments and pixels of more than
+// pixel_block channels), else gather_pixel_block, pixel_block channels at a time. A source pixel
+// shared by neighbouring destination pixels is re-read from cache; nothing is staged in scratch.
+// (Faster than the separable body below while the rows it walks stay in cache; walking one channel
+// block along the whole row was about 2x slower. gather_row picks between the two.)
+template <Direction D, class T, bool Fixed = true>
 SSB_HOST_DEVICE inline void gather_row_nhwc(const AxisImage<T>& ay, const AxisImage<T>& ax,
                                             const FeatureMap<const T>& src,
                                             const FeatureMap<T>& dst, int n, int a, T scale) {
@@ -461,10 +462,12 @@ SSB_HOST_DEVICE inline void gather_row_nhwc(const AxisImage<T>& ay, const AxisIm
       continue;
     }
 #if defined(SSB_FIXED_PIXELS)
-    // (Pixels of one register block of channels, such as planar.hpp's channel tiles, are as fast
-    // or faster through gather_pixel_block: the pointers are set up for too few channels.)
-    if (channels > pixel_block<T>() && gather_pixel_small<D>(ay, ax, ky0, ky1, kx0, kx1, image,
-                                                             row_stride, channels, scale, out)) {
+    // (Pixels of one register block of channels are as fast or faster through gather_pixel_block:
+    // the pointers are set up for too few channels. planar.hpp's channel tiles pass Fixed = false:
+    // with the fixed bodies compiled in, their inverse gathers were 6-25% slower, 2 threads.)
+    if (Fixed && channels > pixel_block<T>() &&
+        gather_pixel_small<D>(ay, ax, ky0, ky1, kx0, kx1, image, row_stride, channels, scale,
+                              out)) {
       continue;
     }
 #endif

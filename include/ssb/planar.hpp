@@ -122,7 +122,7 @@ SSB_HOST_DEVICE inline void gather_channel_tile(const Weights<T>& weights,
   const FeatureMap<const T> in(tile_in, 1, src.height, src.width, cb, Layout::nhwc);
   const FeatureMap<T> out(tile_out, 1, dst.height, dst.width, cb, Layout::nhwc);
   const AxisImage<T> ay = weights.y.image(n), ax = weights.x.image(n);
-  for (int a = 0; a < dst.height; ++a) gather_row_nhwc<D>(ay, ax, in, out, 0, a, scale);
+  for (int a = 0; a < dst.height; ++a) gather_row_nhwc<D, T, false>(ay, ax, in, out, 0, a, scale);
   T* planes_out = dst.data + (std::int64_t(n) * dst.channels + c0) * dst_pixels;
   transpose(tile_out, cb, int(dst_pixels), cb, planes_out, dst_pixels);
 }
@@ -153,7 +153,7 @@ SSB_HOST_DEVICE inline void gather_plane(const Weights<T>& weights, const Featur
 }
 
 #ifndef SSB_NCHW_LANES_MIN_PIXELS
-#define SSB_NCHW_LANES_MIN_PIXELS 144
+#define SSB_NCHW_LANES_MIN_PIXELS 196
 #endif
 #ifndef SSB_NCHW_LANES_MIN_PIXELS_INVERSE
 #define SSB_NCHW_LANES_MIN_PIXELS_INVERSE 256
@@ -173,7 +173,7 @@ SSB_HOST_DEVICE inline void gather_plane(const Weights<T>& weights, const Featur
 // built once per task.
 // Measured on the bench shapes (2-core AVX-512 EPYC, 2 threads, medians of 3 runs alternating
 // with the channel-tile build), the lane body's time over the channel tiles' was: sample 0.39-0.65
-// from 14x14 planes up, 1.03 on 12x12, 1.36 on 10x10; sample_inverse 0.53-0.85 from 16x16 up
+// from 14x14 planes up, 1.03-1.16 on 12x12, 1.36 on 10x10; sample_inverse 0.53-0.85 from 16x16 up
 // (but 1.12 on 32x32x2048 -> 18), 1.15 on 14x14, 1.5-2 on 10x10 and 12x12. (One thread, planes
 // of 8x8 and smaller: 1.2-3.) So launch_gather takes the lane body from SSB_NCHW_LANES_MIN_PIXELS
 // input pixels for forward gathers (sample, d_y) and from SSB_NCHW_LANES_MIN_PIXELS_INVERSE for
