@@ -167,8 +167,9 @@ void launch_pair_dots(const Exec& exec, const Weights<T>& w, const FeatureMap<co
     }
     bool tiles = channel_tile_fits(w);
 #if defined(SSB_PLANAR_AVX512)
-    // Float maps on AVX-512 targets: the lane body of plane_pair_dots on every plane size (it
-    // took 0.2-0.7x the channel tiles' time on the bench shapes, 5x5 to 128x128).
+    // Float maps on AVX-512 targets: the lane body of plane_pair_dots on every plane size (with it
+    // the NCHW backward verbs, data gradient included, took 0.3-0.9x their former time on the
+    // bench shapes, 5x5 to 128x128; the channel tiles were slower on every one).
     if (std::is_same<T, float>::value) tiles = false;
 #endif
     if (tiles) {
