@@ -520,8 +520,8 @@ SSB_HOST_DEVICE inline void x_sum_pixel_block(const AxisImage<T>& ax, int kx0, i
 // SSB_NHWC_SEPARABLE_MIN_WIDTH pixels wide with at most SSB_NHWC_SEPARABLE_MAX_CHANNEL_BYTES per
 // pixel. Off by default: since the per-pixel body has gather_pixel_fixed, it took 0.68-0.80x the
 // separable body's time on the bench shapes where the separable one used to win (24-128 wide,
-// 512 channels; 2-core AVX-512 EPYC, 2 threads, medians of 5), and one thread on 56x56x256 -> 14
-// 0.63x; only 64x64x512 -> 16 (4 to 5 segments per output, beyond gather_pixel_fixed) was 1.1x.
+// 512 channels; 2-core AVX-512 EPYC, 2 threads, medians of 5), and 0.63x on 56x56x256 -> 14 (one
+// thread); only 64x64x512 -> 16 (4 to 5 segments per output, beyond gather_pixel_fixed) was 1.1x.
 // (Before it, the separable body took 0.58-0.83x on those shapes.) Tune per machine with the
 // macros, e.g. SSB_NHWC_SEPARABLE_MIN_WIDTH=24.
 #ifndef SSB_NHWC_SEPARABLE_MIN_WIDTH
