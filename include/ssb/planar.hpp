@@ -10,7 +10,9 @@
 //   3. x sums, vectorised along destination rows: Ot[b][:] = sum_{l in range_x(b)} wx_l
 //   Rt[source_x(l)][:]
 //   4. dst[a][b] = scale * Ot[b][a]
-// Either way every sum starts from its first term and runs in ascending order, as kernels.hpp says.
+// Float maps on AVX-512 targets take the lane body (below) from SSB_NCHW_LANES_MIN_PIXELS input
+// pixels (forward gathers; _INVERSE for inverse ones), and the lane body of the pair dots always.
+// Every way, every sum starts from its first term and runs in ascending order, as kernels.hpp says.
 #pragma once
 
 #include <cstddef>
