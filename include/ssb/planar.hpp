@@ -192,6 +192,20 @@ struct LaneBlock {
   bool gather;     // the sources span 32 columns or more: gather instead of permute
 };
 
+// The first min(n, 16) lanes (none for n <= 0).
+inline __mmask16 first_lanes(std::int64_t n) {
+  return n <= 0 ? __mmask16(0) : n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1u);
+}
+
+// The 16 floats at `in`: a whole-register load where they lie before `end` (the end of the
+// tensor), else only those before it, the others 0. The lane bodies read rows this way: lanes past
+// a row are never picked by their permutes, and whole-register loads keep them fast (masked loads
+// that miss the cache were 2-4x slower here).
+inline __m512 load16_before(const float* in, const float* end) {
+  const std::int64_t left = end - in;
+  return left >= 16 ? _mm512_loadu_ps(in) : _mm512_maskz_loadu_ps(first_lanes(left), in);
+}
+
 // Blocks of lane_plan for `dst_w` destination columns, and an upper bound on its slots.
 inline int lane_blocks(int dst_w) {
   return (dst_w + 15) / 16;
@@ -251,15 +265,13 @@ inline void lane_plan(const AxisImage<float>& ax, int dst_w, bool in_registers, 
 // for b < dst_w. R is (lo, hi) when InRegisters, else `row` (readable up to its last permute
 // window: 32 floats of padding). A partial last block is stored whole (zeros past dst_w) when
 // that stays before `store_end`: the caller writes its region in ascending order, so the next
-// row overwrites them. (Masked loads and stores that miss the cache were 2-4x slower here.)
+// row overwrites them. (Masked stores that miss the cache were slow, as masked loads were.)
 template <bool InRegisters>
 inline void lane_x_sums(const LaneBlock* blocks, const LaneSlot* slots, int dst_w, __m512 lo,
                         __m512 hi, const float* row, float scale, float* out,
                         const float* store_end) {
   for (int j = 0; j < lane_blocks(dst_w); ++j) {
     const LaneBlock& block = blocks[j];
-    const int left = dst_w - 16 * j;
-    const __mmask16 store = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1u);
     if (!InRegisters && !block.gather) {
       lo = _mm512_loadu_ps(row + block.base);
       hi = _mm512_loadu_ps(row + block.base + 16);
@@ -281,7 +293,7 @@ inline void lane_x_sums(const LaneBlock* blocks, const LaneSlot* slots, int dst_
     if (out + 16 * j + 16 <= store_end) {
       _mm512_storeu_ps(out + 16 * j, scale * acc);
     } else {
-      _mm512_mask_storeu_ps(out + 16 * j, store, scale * acc);
+      _mm512_mask_storeu_ps(out + 16 * j, first_lanes(dst_w - 16 * j), scale * acc);
     }
   }
 }
@@ -299,10 +311,6 @@ inline void gather_planes_lanes(const Weights<float>& weights, const FeatureMap<
   const std::int64_t dst_plane = std::int64_t(dst_h) * dst_w;
   const bool in_registers = src_w <= 32;
   lane_plan<D>(ax, dst_w, in_registers, blocks, slots);
-  const __mmask16 load_lo = src_w >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << src_w) - 1u);
-  const __mmask16 load_hi = src_w >= 32  ? __mmask16(0xFFFF)
-                            : src_w > 16 ? __mmask16((1u << (src_w - 16)) - 1u)
-                                         : __mmask16(0);
   if (!in_registers) {
     for (int e = src_w; e < src_w + 32; ++e) row[e] = 0.0f;
   }
@@ -318,19 +326,10 @@ inline void gather_planes_lanes(const Weights<float>& weights, const FeatureMap<
         continue;
       }
       if (in_registers) {
-        // Whole-register loads where the 32 floats lie inside the source tensor: the lanes past
-        // the row are never picked by the permutes.
+        // A source row in one register (16 columns or fewer) or two.
         const auto load2 = [&](const float* in, __m512& l, __m512& h) {
-          if (src_w <= 16 && in + 16 <= src_end) {  // one register holds the row
-            l = _mm512_loadu_ps(in);
-            h = _mm512_setzero_ps();
-          } else if (in + 32 <= src_end) {
-            l = _mm512_loadu_ps(in);
-            h = _mm512_loadu_ps(in + 16);
-          } else {
-            l = _mm512_maskz_loadu_ps(load_lo, in);
-            h = _mm512_maskz_loadu_ps(load_hi, in + 16);
-          }
+          l = load16_before(in, src_end);
+          h = src_w <= 16 ? _mm512_setzero_ps() : load16_before(in + 16, src_end);
         };
         const float* first = plane + std::int64_t(source_index<D>(ay, k0)) * src_w;
         const __m512 w0 = _mm512_set1_ps(ay.weight[k0]);
@@ -396,24 +395,6 @@ inline void plane_pair_dots_lanes(const Weights<float>& weights, const FeatureMa
                            std::int64_t(dest_index<D>(ay, k)) * other_w;
   const float* src_end = src.data + std::int64_t(src.batch) * src.channels * src_plane;
   const float* other_end = other.data + std::int64_t(other.batch) * other.channels * other_plane;
-  // Two registers of the 32 floats at `in` (masked near the end of the tensor, whose lanes past
-  // `width` are never picked).
-  const auto load2 = [](const float* in, const float* end, __m512& lo, __m512& hi) {
-    if (in + 32 <= end) {
-      lo = _mm512_loadu_ps(in);
-      hi = _mm512_loadu_ps(in + 16);
-    } else {
-      const std::int64_t left = end - in;
-      lo = _mm512_maskz_loadu_ps(left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1u), in);
-      hi = left > 16 ? _mm512_maskz_loadu_ps(__mmask16((1u << (left - 16)) - 1u), in + 16)
-                     : _mm512_setzero_ps();
-    }
-  };
-  const auto load1 = [](const float* in, const float* end) {
-    const std::int64_t left = end - in;
-    return left >= 16 ? _mm512_loadu_ps(in)
-                      : _mm512_maskz_loadu_ps(__mmask16((1u << left) - 1u), in);
-  };
   for (int j0 = 0; j0 < nblocks; j0 += 4) {
     const int group = nblocks - j0 < 4 ? nblocks - j0 : 4;
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
@@ -423,8 +404,10 @@ inline void plane_pair_dots_lanes(const Weights<float>& weights, const FeatureMa
       const float* o = other_row + c * other_plane;
       __m512 s_lo = _mm512_setzero_ps(), s_hi = s_lo, o_lo = s_lo, o_hi = s_lo;
       if (whole) {
-        load2(s, src_end, s_lo, s_hi);
-        load2(o, other_end, o_lo, o_hi);
+        s_lo = load16_before(s, src_end);
+        s_hi = load16_before(s + 16, src_end);
+        o_lo = load16_before(o, other_end);
+        o_hi = load16_before(o + 16, other_end);
       }
       for (int g = 0; g < 4; ++g) {
         if (g >= group) break;
@@ -436,8 +419,8 @@ inline void plane_pair_dots_lanes(const Weights<float>& weights, const FeatureMa
           x = _mm512_permutex2var_ps(s_lo, si, s_hi);
           y = _mm512_permutex2var_ps(o_lo, oi, o_hi);
         } else {  // indices below 16: one register of each row
-          const __m512 sv = load1(s + b.src_base, src_end);
-          const __m512 ov = load1(o + b.other_base, other_end);
+          const __m512 sv = load16_before(s + b.src_base, src_end);
+          const __m512 ov = load16_before(o + b.other_base, other_end);
           x = _mm512_permutex2var_ps(sv, si, sv);
           y = _mm512_permutex2var_ps(ov, oi, ov);
         }
@@ -445,9 +428,7 @@ inline void plane_pair_dots_lanes(const Weights<float>& weights, const FeatureMa
       }
     }
     for (int g = 0; g < group; ++g) {
-      const int left = count - 16 * (j0 + g);
-      _mm512_mask_storeu_ps(dots + 16 * (j0 + g),
-                            left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1u), acc[g]);
+      _mm512_mask_storeu_ps(dots + 16 * (j0 + g), first_lanes(count - 16 * (j0 + g)), acc[g]);
     }
   }
 }
