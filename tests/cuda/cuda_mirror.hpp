@@ -63,9 +63,10 @@ BadSaliencyResult cuda_bad_saliency(float bad);
 // Storage types of the reduced-precision runs.
 enum class Storage { half, bfloat16 };
 // One SSB layer (compute_weights, sample, sample_inverse, both backwards, compute_weights_backward)
-// on NHWC maps stored as `storage`, with float weights. The inputs are given in float and rounded
-// to the storage type on the host; `rounded` returns them as rounded (widened back to float), so
-// that a float reference can be run on exactly the values the device saw.
+// on maps stored as `storage` (NHWC unless `layout` says otherwise), with float weights. The inputs
+// are given in float and rounded to the storage type on the host; `rounded` returns them as rounded
+// (widened back to float), so that a float reference can be run on exactly the values the device
+// saw.
 struct ReducedInputs {
   int n = 0, h = 0, w = 0, c = 0, hr = 0, wr = 0;
   std::vector<float> saliency, x, y, d_xr, d_z;
@@ -75,7 +76,8 @@ struct ReducedRun {
   std::vector<float> xr, z, d_x, d_y, d_saliency;
   std::vector<float> d_weights;  // the y slots then the x slots
 };
-ReducedRun cuda_reduced_run(Storage storage, const ReducedInputs& inputs);
+ReducedRun cuda_reduced_run(Storage storage, const ReducedInputs& inputs,
+                            ssb::Layout layout = ssb::Layout::nhwc);
 
 // The whole pipeline of one layer in float on the device, twice, from the same inputs: every
 // output of both runs (bitwise determinism) and the workspace bytes (compared with the serial

@@ -314,7 +314,7 @@ std::vector<float> widened(const Buffer& b, std::size_t count) {
 }
 
 template <class S>
-ReducedRun reduced_run(const ReducedInputs& in) {
+ReducedRun reduced_run(const ReducedInputs& in, ssb::Layout layout) {
   ReducedRun run;
   run.rounded = in;
   const auto sal = rounded<S>(in.saliency, run.rounded.saliency);
@@ -330,7 +330,7 @@ ReducedRun reduced_run(const ReducedInputs& in) {
       b_dx(big * sizeof(S)), b_dy(small * sizeof(S)), b_ds(sal.size() * sizeof(S));
   const auto map = [&](const Buffer& b, bool on_input) {
     return ssb::FeatureMap<S>(b.as<S>(), in.n, on_input ? in.h : in.hr, on_input ? in.w : in.wr,
-                              in.c, ssb::Layout::nhwc);
+                              in.c, layout);
   };
   ssb::DeviceWeights<float> w(in.n, in.h, in.w, in.hr, in.wr);
   const std::size_t grads = ssb::weights_grad_size(w);
@@ -362,9 +362,9 @@ ReducedRun reduced_run(const ReducedInputs& in) {
 
 }  // namespace
 
-ReducedRun cuda_reduced_run(Storage storage, const ReducedInputs& inputs) {
-  return storage == Storage::half ? reduced_run<ssb::gpu::half>(inputs)
-                                  : reduced_run<ssb::gpu::bfloat16>(inputs);
+ReducedRun cuda_reduced_run(Storage storage, const ReducedInputs& inputs, ssb::Layout layout) {
+  return storage == Storage::half ? reduced_run<ssb::gpu::half>(inputs, layout)
+                                  : reduced_run<ssb::gpu::bfloat16>(inputs, layout);
 }
 
 std::vector<PipelineRun> cuda_pipeline_twice(const ReducedInputs& in, ssb::Layout layout) {

@@ -227,6 +227,107 @@ TEST_CASE("CUDA: the NHWC 16-byte pack path gives the per-element path's bits") 
   check_stored(packed.d_weights, elements.d_weights, 0.0, 256, "d_weights", true);
 }
 
+namespace {
+
+// Every sampler verb of one problem through the mirror, in `layout`, returned in NHWC: the values
+// and data gradients, and the weight gradients of sample_backward and sample_inverse_backward.
+template <class T>
+struct LayerRun {
+  std::vector<T> xr, z, d_x, d_y, dw_forward, dw_inverse;
+};
+template <class T>
+LayerRun<T> layer_run(const ssb::Weights<T>& w, const test::Tensor<T>& x, const test::Tensor<T>& y,
+                      test::Layout layout) {
+  const test::cuda_mirror exec{};
+  const auto nhwc = [](const test::Tensor<T>& t) {
+    return test::relayout(t, test::Layout::nhwc).data;
+  };
+  const auto xl = test::relayout(x, layout), yl = test::relayout(y, layout);
+  LayerRun<T> run;
+  run.xr = nhwc(test::sampled(exec, w, xl));
+  run.z = nhwc(test::inverse_sampled(exec, w, yl));
+  test::Tensor<T> d_x(x.n, x.h, x.w, x.c, layout), d_y(y.n, y.h, y.w, y.c, layout);
+  ssb::HostWeightsGrad<T> forward(w), inverse(w);
+  ssb::sample_backward(exec, w, xl.cview(), yl.cview(), d_x.view(), forward);
+  ssb::sample_inverse_backward(exec, w, yl.cview(), xl.cview(), d_y.view(), inverse);
+  run.d_x = nhwc(d_x);
+  run.d_y = nhwc(d_y);
+  run.dw_forward = forward.values();
+  run.dw_inverse = inverse.values();
+  return run;
+}
+
+// |got - ref| <= k * eps * max(max_j |ref_j|, 1): sums that may cancel (check_stored's normwise
+// bound, in T).
+template <class T>
+void check_normwise(const std::vector<T>& got, const std::vector<T>& ref, double k,
+                    const char* what) {
+  REQUIRE(got.size() == ref.size());
+  double largest = 1.0, worst = 0.0;
+  for (T r : ref) largest = std::max(largest, std::abs(double(r)));
+  std::size_t at = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    const double err = std::abs(double(got[i]) - double(ref[i]));
+    if (!(err <= worst)) worst = err, at = i;
+  }
+  const double bound = k * std::numeric_limits<T>::epsilon() * largest;
+  INFO(what << ": worst error " << worst / bound << " of the bound at element " << at);
+  CHECK(worst <= bound);
+}
+
+template <class T>
+void check_planes_against_nhwc(std::mt19937& rng) {
+  for (const test::Shape& s :
+       {test::Shape{2, 28, 28, 37, 16, 16},   // few tasks: one plane each
+        test::Shape{2, 5, 5, 3001, 3, 3},     // several planes per task, the last one short
+        test::Shape{1, 100, 120, 3, 70, 90},  // planes split into blocks of rows, both ways
+        test::Shape{3, 9, 13, 5, 20, 7}}) {   // zooming in along y
+    CAPTURE(test::describe(s.n, s.h, s.w, s.c, s.hr, s.wr, test::Layout::nchw));
+    const auto w = test::weights_for(test::cuda_mirror{},
+                                     test::smooth_saliency<T>(rng, s.n, s.h, s.w), s.hr, s.wr);
+    const auto x = test::random_tensor<T>(rng, s.n, s.h, s.w, s.c, test::Layout::nhwc);
+    const auto y = test::random_tensor<T>(rng, s.n, s.hr, s.wr, s.c, test::Layout::nhwc);
+    const LayerRun<T> planes = layer_run(w, x, y, test::Layout::nchw);
+    const LayerRun<T> pixels = layer_run(w, x, y, test::Layout::nhwc);
+    CHECK(test::bitwise_equal(planes.xr, pixels.xr));
+    CHECK(test::bitwise_equal(planes.z, pixels.z));
+    CHECK(test::bitwise_equal(planes.d_x, pixels.d_x));
+    CHECK(test::bitwise_equal(planes.d_y, pixels.d_y));
+    // The pair dots sum the channels in another (fixed) order on each layout, and the weight
+    // gradients add many of them with both signs.
+    check_normwise(planes.dw_forward, pixels.dw_forward, 64.0 * s.c, "d_weights of sample");
+    check_normwise(planes.dw_inverse, pixels.dw_inverse, 64.0 * s.c, "d_weights of sample_inverse");
+  }
+}
+
+}  // namespace
+
+TEST_CASE("CUDA: the NCHW plane kernels give the NHWC kernels' values") {
+  std::mt19937 rng(47);
+  check_planes_against_nhwc<float>(rng);
+  check_planes_against_nhwc<double>(rng);
+  // half, both layouts: the data paths' bits agree.
+  const auto in = make_inputs(rng, 2, 12, 10, 48, 7, 6);
+  test::ReducedInputs planar = in;
+  const auto to_nchw = [&](const std::vector<float>& v, int h, int w) {
+    return test::relayout(tensor(v, in.n, h, w, in.c, test::Layout::nhwc), test::Layout::nchw).data;
+  };
+  const auto to_nhwc = [&](const std::vector<float>& v, int h, int w) {
+    return test::relayout(tensor(v, in.n, h, w, in.c, test::Layout::nchw), test::Layout::nhwc).data;
+  };
+  planar.x = to_nchw(in.x, in.h, in.w);
+  planar.y = to_nchw(in.y, in.hr, in.wr);
+  planar.d_xr = to_nchw(in.d_xr, in.hr, in.wr);
+  planar.d_z = to_nchw(in.d_z, in.h, in.w);
+  const auto pixels = test::cuda_reduced_run(test::Storage::half, in);
+  const auto planes = test::cuda_reduced_run(test::Storage::half, planar, test::Layout::nchw);
+  CHECK(test::bitwise_equal(to_nhwc(planes.xr, in.hr, in.wr), pixels.xr));
+  CHECK(test::bitwise_equal(to_nhwc(planes.z, in.h, in.w), pixels.z));
+  CHECK(test::bitwise_equal(to_nhwc(planes.d_x, in.h, in.w), pixels.d_x));
+  CHECK(test::bitwise_equal(to_nhwc(planes.d_y, in.hr, in.wr), pixels.d_y));
+  check_stored(planes.d_weights, pixels.d_weights, 0.0, 256, "d_weights", true);
+}
+
 TEST_CASE("CUDA: maps too wide for the shared-memory staging, against the serial reference") {
   // W + Wr - 1 = 3219 x segments: the segment walk, the marginal gradients, the inverse gather and
   // the pair dots work on global memory instead of shared-memory copies (48 KiB).

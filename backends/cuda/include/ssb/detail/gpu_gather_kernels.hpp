@@ -188,6 +188,179 @@ __global__ void __launch_bounds__(block_threads)
   }
 }
 
+// The shared memory of gather_planes_kernel: the weights and source indices of the image's y and
+// x segments, where each destination row's and column's segments begin, then `sums` y sums.
+template <class T>
+struct PlaneStaging {
+  std::size_t y_weight, x_weight, y_source, x_source, y_begin, x_begin, sums, bytes;
+  SSB_HOST_DEVICE PlaneStaging(int cap_y, int cap_x, int dst_height, int dst_width,
+                               std::size_t sums_count) {
+    y_weight = 0;
+    x_weight = y_weight + sizeof(T) * std::size_t(cap_y);
+    y_source = x_weight + sizeof(T) * std::size_t(cap_x);
+    x_source = y_source + sizeof(std::int32_t) * std::size_t(cap_y);
+    y_begin = x_source + sizeof(std::int32_t) * std::size_t(cap_x);
+    x_begin = y_begin + sizeof(std::int32_t) * (std::size_t(dst_height) + 1);
+    sums = (x_begin + sizeof(std::int32_t) * (std::size_t(dst_width) + 1) + 15) / 16 * 16;
+    bytes = sums + sizeof(T) * sums_count;
+  }
+};
+
+// Items of the y sums one thread of gather_planes_kernel takes at once.
+#ifndef SSB_GPU_PLANE_UNROLL
+#define SSB_GPU_PLANE_UNROLL 4
+#endif
+constexpr int plane_unroll = SSB_GPU_PLANE_UNROLL;
+
+// The NCHW path of the gather (both maps NCHW). A task is `planes` channels of one image with all
+// their destination rows, or (planes == 1, where one plane's y sums do not fit) `rows`
+// destination rows of one plane; launch_gather sizes it to PlaneStaging. The image's segments
+// are staged in shared memory; then
+//   1. the y sums  inner(p, a, sx) = sum over row a's y segments k of wy_k * src[p, sy_k, sx],
+//      one item per (plane, row, source column) of the task, plane_unroll items per thread at
+//      a time: a warp reads consecutive columns of one source row (of a few rows, on small
+//      planes), and the rows a segment shares with the next destination row come from L1;
+//   2. dst[p, a, b] = scale * sum over column b's x segments l of wx_l * inner(p, a, sx_l), one
+//      thread per destination element: the task's destination is one contiguous run, written
+//      with consecutive addresses.
+// Both sums take gather_one's terms in its order (as gather_rows_kernel does): NHWC's bits.
+template <Direction D, class S, class T>
+__global__ void __launch_bounds__(block_threads)
+    gather_planes_kernel(Weights<T> w, FeatureMap<const S> src, FeatureMap<S> dst, T scale,
+                         int planes, int rows) {
+  extern __shared__ double staging[];
+  const int dh = dst.height, dw = dst.width, sw = src.width, channels = dst.channels;
+  const PlaneStaging<T> at(w.y.capacity(), w.x.capacity(), dh, dw, 0);
+  unsigned char* base = reinterpret_cast<unsigned char*>(staging);
+  T* y_weight = reinterpret_cast<T*>(base + at.y_weight);
+  T* x_weight = reinterpret_cast<T*>(base + at.x_weight);
+  std::int32_t* y_source = reinterpret_cast<std::int32_t*>(base + at.y_source);
+  std::int32_t* x_source = reinterpret_cast<std::int32_t*>(base + at.x_source);
+  std::int32_t* y_begin = reinterpret_cast<std::int32_t*>(base + at.y_begin);
+  std::int32_t* x_begin = reinterpret_cast<std::int32_t*>(base + at.x_begin);
+  T* sums = reinterpret_cast<T*>(base + at.sums);
+  const int thread = threadIdx.x, threads = blockDim.x;
+  const std::int64_t src_plane = src.channel_stride(), dst_plane = dst.channel_stride();
+  const int channel_blocks = (channels + planes - 1) / planes, row_blocks = (dh + rows - 1) / rows;
+  const std::int64_t tasks = std::int64_t(dst.batch) * channel_blocks * row_blocks;
+  for (std::int64_t task = blockIdx.x; task < tasks; task += gridDim.x) {
+    const int rb = int(task % row_blocks);
+    const std::int64_t rest = task / row_blocks;
+    const int cb = int(rest % channel_blocks), n = int(rest / channel_blocks);
+    const int c0 = cb * planes, np = min(planes, channels - c0);
+    const int a0 = rb * rows, nr = min(rows, dh - a0);
+    const AxisImage<T> ay = w.y.image(n), ax = w.x.image(n);
+    const int ny = detail::range_begin<D>(ay, dh), nx = detail::range_begin<D>(ax, dw);
+    for (int k = thread; k < ny; k += threads) {
+      y_source[k] = detail::source_index<D>(ay, k);
+      y_weight[k] = ay.weight[k];
+    }
+    for (int l = thread; l < nx; l += threads) {
+      x_source[l] = detail::source_index<D>(ax, l);
+      x_weight[l] = ax.weight[l];
+    }
+    for (int a = thread; a <= dh; a += threads) y_begin[a] = detail::range_begin<D>(ay, a);
+    for (int b = thread; b <= dw; b += threads) x_begin[b] = detail::range_begin<D>(ax, b);
+    __syncthreads();
+    const S* in = src.data + src.pixel_offset(n, 0, 0) + c0 * src_plane;
+    const int row_items = nr * sw, items = np * row_items;
+    // Each thread takes plane_unroll items at once (e, e + threads, ...), so that as many loads
+    // are in flight; (p, r, x) of the next item by carries, not divisions.
+    const int step_p = threads / row_items, step_r = threads % row_items / sw,
+              step_x = threads % sw;
+    int p = thread / row_items, r = thread % row_items / sw, x = thread % sw;
+    for (int e0 = thread; e0 < items; e0 += plane_unroll * threads) {
+      T inner[plane_unroll];
+      const S* column[plane_unroll];
+      int k0[plane_unroll], kn[plane_unroll];
+      int most = 0;
+#pragma unroll
+      for (int u = 0; u < plane_unroll; ++u) {
+        const bool live = e0 + u * threads < items;
+        k0[u] = live ? y_begin[a0 + r] : 0;
+        kn[u] = live ? y_begin[a0 + r + 1] - k0[u] : 0;
+        column[u] = in + p * src_plane + x;
+        inner[u] = T(0);
+        most = max(most, kn[u]);
+        x += step_x;
+        if (x >= sw) x -= sw, ++r;
+        r += step_r;
+        if (r >= nr) r -= nr, ++p;
+        p += step_p;
+      }
+      for (int t = 0; t < most; ++t) {
+#pragma unroll
+        for (int u = 0; u < plane_unroll; ++u) {
+          if (t < kn[u]) {
+            const int k = k0[u] + t;
+            inner[u] = term(t == 0, y_weight[k],
+                            T(gpu::widen(column[u][std::int64_t(y_source[k]) * sw])), inner[u]);
+          }
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < plane_unroll; ++u) {
+        if (e0 + u * threads < items) sums[e0 + u * threads] = inner[u];
+      }
+    }
+    __syncthreads();
+    // The destination planes c0.. with rows a0..: one contiguous run (np > 1 only where
+    // nr == dh), whose element e is column b of line e / dw of the y sums.
+    S* out = dst.data + dst.pixel_offset(n, a0, 0) + c0 * dst_plane;
+    const int step_line = threads / dw, step_b = threads % dw;
+    int line = thread / dw, b = thread % dw;
+    for (int e = thread; e < np * nr * dw; e += threads) {
+      const int l0 = x_begin[b], l1 = x_begin[b + 1];
+      const T* row = sums + line * sw;
+      T acc = T(0);
+      for (int l = l0; l < l1; ++l) acc = term(l == l0, x_weight[l], row[x_source[l]], acc);
+      gpu::narrow(out + e, gpu::mul_rn(scale, acc));
+      b += step_b;
+      if (b >= dw) b -= dw, ++line;
+      line += step_line;
+    }
+    __syncthreads();
+  }
+}
+
+// Shared memory a gather_planes_kernel task may take: a quarter of the 228 KiB of an H100 SM, so
+// that eight blocks of 256 threads (a full SM) fit.
+constexpr std::size_t plane_task_bytes = 24 * 1024;
+
+// The task of gather_planes_kernel for these maps (planes, rows and the shared memory), or
+// planes == 0 where a single destination row's staging exceeds staging_bytes.
+struct PlaneTask {
+  int planes = 0, rows = 0;
+  std::size_t shared = 0;
+};
+template <class T, class S>
+PlaneTask plane_task(const Weights<T>& w, const FeatureMap<const S>& src,
+                     const FeatureMap<S>& dst) {
+  PlaneTask t;
+  const int dh = dst.height, sw = src.width;
+  const std::size_t fixed = PlaneStaging<T>(w.y.capacity(), w.x.capacity(), dh, dst.width, 0).bytes;
+  const std::size_t row = sizeof(T) * std::size_t(sw);
+  if (fixed + row > staging_bytes) return t;
+  const std::size_t budget = std::max(plane_task_bytes, fixed + row);
+  const std::int64_t fit_rows = std::int64_t((budget - fixed) / row);
+  if (fit_rows >= dh) {
+    t.rows = dh;
+    t.planes = int(std::min<std::int64_t>(fit_rows / dh, dst.channels));
+    // Fewer planes per task while tasks are too few to fill the GPU.
+    const auto tasks = [&](int planes) {
+      return std::int64_t(dst.batch) * ((dst.channels + planes - 1) / planes);
+    };
+    while (t.planes > 1 && tasks(t.planes) < min_blocks) t.planes = (t.planes + 1) / 2;
+  } else {
+    t.planes = 1;
+    t.rows = int(fit_rows);
+  }
+  t.shared = PlaneStaging<T>(w.y.capacity(), w.x.capacity(), dh, dst.width,
+                             std::size_t(t.planes) * t.rows * sw)
+                 .bytes;
+  return t;
+}
+
 template <class S, class T>
 void launch_gather(gpu::stream_t stream, const char* verb, const Weights<T>& w,
                    const FeatureMap<const S>& src, const FeatureMap<S>& dst, Direction direction,
@@ -222,6 +395,25 @@ void launch_gather(gpu::stream_t stream, const char* verb, const Weights<T>& w,
         check_launch(verb, "the gather kernel");
         return;
       }
+    }
+  }
+  if (src.layout == Layout::nchw && dst.layout == Layout::nchw) {
+    const PlaneTask t = plane_task(w, src, dst);
+    if (t.planes > 0) {
+      const std::int64_t tasks = std::int64_t(dst.batch) *
+                                 ((dst.channels + t.planes - 1) / t.planes) *
+                                 ((dst.height + t.rows - 1) / t.rows);
+      if (direction == Direction::forward) {
+        gather_planes_kernel<Direction::forward>
+            <<<grid_for(tasks, 1), block_threads, t.shared, stream>>>(w, src, dst, scale, t.planes,
+                                                                      t.rows);
+      } else {
+        gather_planes_kernel<Direction::inverse>
+            <<<grid_for(tasks, 1), block_threads, t.shared, stream>>>(w, src, dst, scale, t.planes,
+                                                                      t.rows);
+      }
+      check_launch(verb, "the plane gather kernel");
+      return;
     }
   }
   const bool channels_last = dst.layout == Layout::nhwc;

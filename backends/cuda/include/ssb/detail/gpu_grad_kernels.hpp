@@ -96,6 +96,52 @@ __global__ void __launch_bounds__(block_threads, 4)
   }
 }
 
+constexpr int plane_dot_warps = block_threads / 32;
+// The pair dots of NCHW maps (both NCHW), where a channel is a plane and the pixels of a row
+// are contiguous: one block per image n and run of 32 pairs (k, l) of its pairs in k-major order
+// (the ones of neighbouring segments, whose pixels are neighbours). Lane j of every warp takes
+// pair j of the run, and warp g the channels c = g (mod plane_dot_warps) in ascending order, so a
+// warp reads, per channel, 32 neighbouring pixels of one plane; then the warps' sums are added in
+// order g = 0, 1, ... A fixed order: bitwise reproducible (and, like the host's, not NHWC's).
+template <Direction D, class S, class T>
+__global__ void __launch_bounds__(block_threads)
+    plane_pair_dots_kernel(Weights<T> w, FeatureMap<const S> src, FeatureMap<const S> other,
+                           T* dots, int runs) {
+  __shared__ T part[plane_dot_warps][32];
+  const int lane = threadIdx.x, g = threadIdx.y;
+  const int cap_y = w.y.capacity(), cap_x = w.x.capacity(), channels = src.channels;
+  const std::int64_t src_cs = src.channel_stride(), other_cs = other.channel_stride();
+  const std::int64_t tasks = std::int64_t(w.batch) * runs;
+  for (std::int64_t task = blockIdx.x; task < tasks; task += gridDim.x) {
+    const int n = int(task / runs), first = int(task % runs) * 32;
+    const AxisImage<T> ay = w.y.image(n), ax = w.x.image(n);
+    const int nx = ax.count(), pairs = ay.count() * nx;
+    if (first >= pairs) continue;  // the same for the whole block
+    const int j = first + lane;
+    const bool live = j < pairs;
+    const int k = live ? j / nx : 0, l = live ? j - k * nx : 0;
+    T sum = T(0);
+    if (live) {
+      const S* in = src.data + src.pixel_offset(n, detail::source_index<D>(ay, k),
+                                                detail::source_index<D>(ax, l));
+      const S* at = other.data + other.pixel_offset(n, detail::dest_index<D>(ay, k),
+                                                    detail::dest_index<D>(ax, l));
+#pragma unroll 4
+      for (int c = g; c < channels; c += plane_dot_warps) {
+        sum = gpu::fma_rn(T(gpu::widen(in[c * src_cs])), T(gpu::widen(at[c * other_cs])), sum);
+      }
+    }
+    part[g][lane] = sum;
+    __syncthreads();
+    if (g == 0 && live) {
+      T total = part[0][lane];
+      for (int u = 1; u < plane_dot_warps; ++u) total += part[u][lane];
+      dots[(std::int64_t(n) * cap_y + k) * cap_x + l] = total;
+    }
+    __syncthreads();
+  }
+}
+
 // d_weights += scale * sum over the other axis' segments of w * D, one thread per segment.
 template <class T>
 __global__ void segment_grads_kernel(Weights<T> w, const T* dots, WeightsGrad<T> d_weights,
@@ -125,11 +171,24 @@ void launch_weight_grads(gpu::stream_t stream, const char* verb, const Weights<T
   }
   T* dots = static_cast<T*>(memory);
   const dim3 block(dot_lanes, dot_groups);
+  const bool planes = upstream.layout == Layout::nchw && other.layout == Layout::nchw;
   const bool packs = packs_fit(upstream, other);
   const std::int64_t rows = std::int64_t(w.batch) * w.y.in_size;
   const std::size_t shared = 2 * sizeof(std::int64_t) * std::size_t(w.x.capacity());
   const bool staged = shared <= staging_bytes;  // else (W + Wr > 3073) offsets from the weights
-  if (direction == Direction::forward) {
+  if (planes) {
+    const int runs = int((std::int64_t(w.y.capacity()) * w.x.capacity() + 31) / 32);
+    const dim3 plane_block(32, plane_dot_warps);
+    if (direction == Direction::forward) {
+      plane_pair_dots_kernel<Direction::forward>
+          <<<grid_for(std::int64_t(w.batch) * runs, 1), plane_block, 0, stream>>>(
+              w, upstream, other, dots, runs);
+    } else {
+      plane_pair_dots_kernel<Direction::inverse>
+          <<<grid_for(std::int64_t(w.batch) * runs, 1), plane_block, 0, stream>>>(
+              w, upstream, other, dots, runs);
+    }
+  } else if (direction == Direction::forward) {
     pair_dots_kernel<Direction::forward><<<grid_for(rows, 1), block, staged ? shared : 0, stream>>>(
         w, upstream, other, dots, packs, staged);
   } else {
