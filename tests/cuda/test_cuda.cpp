@@ -289,6 +289,17 @@ void check_planes_against_nhwc(std::mt19937& rng) {
     const auto y = test::random_tensor<T>(rng, s.n, s.hr, s.wr, s.c, test::Layout::nhwc);
     const LayerRun<T> planes = layer_run(w, x, y, test::Layout::nchw);
     const LayerRun<T> pixels = layer_run(w, x, y, test::Layout::nhwc);
+    LayerRun<T> shifted;  // device copies 8 bytes off 16-byte boundaries: the same kernels
+    {
+      const Misaligned off;
+      shifted = layer_run(w, x, y, test::Layout::nchw);
+    }
+    CHECK(test::bitwise_equal(shifted.xr, planes.xr));
+    CHECK(test::bitwise_equal(shifted.z, planes.z));
+    CHECK(test::bitwise_equal(shifted.d_x, planes.d_x));
+    CHECK(test::bitwise_equal(shifted.d_y, planes.d_y));
+    CHECK(test::bitwise_equal(shifted.dw_forward, planes.dw_forward));
+    CHECK(test::bitwise_equal(shifted.dw_inverse, planes.dw_inverse));
     CHECK(test::bitwise_equal(planes.xr, pixels.xr));
     CHECK(test::bitwise_equal(planes.z, pixels.z));
     CHECK(test::bitwise_equal(planes.d_x, pixels.d_x));

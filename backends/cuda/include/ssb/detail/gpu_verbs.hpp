@@ -15,10 +15,14 @@
 //             and bits) on copies in shared memory.
 //   gather    NHWC maps whose channels fill 16-byte packs (the usual case): one block per
 //             destination row and chunk of channels; y sums of every source column into shared
-//             memory, then x sums (gather_rows_kernel). Otherwise one thread per destination
-//             element (gather_kernel). Both in detail::gather_element's order, with the same bits.
-//   dots      one block per y segment k, one group of 32 lanes per pair (k, l): D(k, l) of
-//             backward.hpp, channels split across the lanes, then a fixed shuffle tree.
+//             memory, then x sums (gather_rows_kernel). NCHW maps: one block per task of whole
+//             planes (or of rows of one large plane), y sums into shared memory, then x sums
+//             (gather_planes_kernel). Otherwise one thread per destination element
+//             (gather_kernel). All in detail::gather_element's order, with the same bits.
+//   dots      D(k, l) of backward.hpp. One block per input row, one group of 32 lanes per pair
+//             (k, l), channels split across the lanes, then a fixed shuffle tree
+//             (pair_dots_kernel); NCHW maps: one block per run of 32 neighbouring pairs, one lane
+//             per pair, channels split across the warps (plane_pair_dots_kernel).
 //   grads     one thread per segment: detail::segment_grad.
 //   saliency  one block per image: detail::marginal_grad of both axes (two threads, on copies in
 //             shared memory), then one thread per pixel.
