@@ -141,12 +141,26 @@ __device__ inline V shfl_down32(V v, unsigned delta) {
 // multiply-add, which no compiler may contract or split. (Left to the compiler, a*b + c becomes a
 // fused multiply-add in one kernel and not in another, and two kernels that sum in the same order
 // no longer give the same bits.)
+#if defined(SSB_GPU_USE_HIP)
+// HIP's __fmul_rn / __dmul_rn are plain products where its device library lacks rounded
+// operations (OCML_BASIC_ROUNDED_OPERATIONS), and clang contracts plain products under HIP's
+// default -ffp-contract=fast-honor-pragmas: the pragma keeps these rounded on their own.
+__device__ inline float mul_rn(float a, float b) {
+#pragma clang fp contract(off)
+  return a * b;
+}
+__device__ inline double mul_rn(double a, double b) {
+#pragma clang fp contract(off)
+  return a * b;
+}
+#else
 __device__ inline float mul_rn(float a, float b) {
   return __fmul_rn(a, b);
 }
 __device__ inline double mul_rn(double a, double b) {
   return __dmul_rn(a, b);
 }
+#endif
 __device__ inline float fma_rn(float a, float b, float c) {
   return __fmaf_rn(a, b, c);
 }
