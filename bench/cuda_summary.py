@@ -11,7 +11,7 @@ Columns (medians when the run has repetitions, else the single timing; microseco
   dense                cuBLAS dense form (two batched GEMMs); "x" = dense / sample
   bwd/fwd              sample_backward (d_x and d_weights) / sample
   weights %            (compute_weights + compute_weights_backward) / sample, in percent
-  NCHW/NHWC            sample NCHW / sample NHWC
+  NCHW/NHWC            NCHW / NHWC time of sample, sample_inverse and sample_backward
   half                 sample with __half maps / float sample
 The header line adds the time of one empty kernel launch (the empty_kernel rows), the floor of
 every event-timed call.
@@ -55,7 +55,7 @@ def main():
     floor = ", one empty kernel launch %.1f us (median over shapes)" % empty[len(empty) // 2] if empty else ""
     lines = ["GPU: %s, theoretical DRAM peak %.0f GB/s%s" % (context.get("gpu", "?"), peak / 1e9, floor), "",
              "| shape | sample us | inverse us | GB/s | %copy | %peak | inv %peak | dense us | x dense |"
-             " bwd/fwd | weights % | NCHW/NHWC | half/float |",
+             " bwd/fwd | weights % | NCHW/NHWC (smp / inv / bwd) | half/float |",
              "|---|" + "---|" * 12]
     for s in shapes:
         smp, inv = t("sample", s), t("sample_inverse", s)
@@ -73,7 +73,9 @@ def main():
                  "%.0f" % (100 * inv_rate / peak) if inv_rate and peak else "",
                  "%.1f" % dense if dense else "", ratio(dense, smp),
                  ratio(t("sample_backward", s), smp), weights,
-                 ratio(t("sample", s, "NCHW"), smp), ratio(t("sample_half", s), smp)]
+                 " / ".join(ratio(t(v, s, "NCHW"), t(v, s)) or "-"
+                            for v in ("sample", "sample_inverse", "sample_backward")),
+                 ratio(t("sample_half", s), smp)]
         lines.append("| " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
     sys.stdout.write(text)
