@@ -396,8 +396,8 @@ PlaneTask plane_task(const Weights<T>& w, const FeatureMap<const S>& src, const 
     return planes;
   };
   // Whole planes with their source copied (their y sums, the copy, 32 bytes to align it), for
-  // inverse gathers only: on the H100 that made them 2-13% faster on 14 of the 15 bench shapes,
-  // and forward gathers 5-8% slower on 28x28 and 32x32 planes, 7-10% faster on others.
+  // inverse gathers only: on the H100 that made them 0.87-0.98x as slow on 13 of the 15 bench
+  // shapes (1.06x on one; one too large to copy), forward gathers 0.90-1.08x (mixed).
   const std::size_t source = sizeof(S) * std::size_t(src.height) * std::size_t(sw);
   const std::size_t plane = row * std::size_t(dh) + source, slack = 32;
   if (SSB_GPU_PLANE_STAGE && direction == Direction::inverse &&
