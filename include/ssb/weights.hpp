@@ -310,11 +310,16 @@ SSB_HOST_DEVICE inline double row_mass(const S* row, int width, double* col_mass
       least[u] = v < least[u] ? v : least[u];
     }
   }
-  for (int u = 0; w < width; ++w, ++u) {
-    const double v = double(row[w]);
-    lane[u] += v;
-    if (Columns) col_mass[w] += v;
-    least[u] = v < least[u] ? v : least[u];
+  // The last width % mass_lanes columns into lanes 0, 1, ...: a loop of fixed length (so that
+  // lane and least stay in registers on narrow maps), the same additions in the same order.
+  const int rest = width - w;
+  for (int u = 0; u < mass_lanes; ++u) {
+    if (u < rest) {
+      const double v = double(row[w + u]);
+      lane[u] += v;
+      if (Columns) col_mass[w + u] += v;
+      least[u] = v < least[u] ? v : least[u];
+    }
   }
   for (int half = mass_lanes / 2; half > 0; half /= 2) {
     for (int u = 0; u < half; ++u) lane[u] += lane[u + half];
@@ -389,10 +394,11 @@ SSB_HOST_DEVICE inline void merge_breakpoints(CsNext&& cs_next, const Cu& cu, in
   int i = 0, j = 0, k = 0;
   double cs_lo = 0.0;         // CS[j]
   double cs_hi = cs_next(0);  // CS[j+1]
+  double cu_lo = cu(0);       // CU[i]
+  double cu_hi = cu(1);       // CU[i+1]
   out_begin[0] = 0;
   in_begin[0] = 0;
   while (i < out_size && j < in_size) {
-    const double cu_lo = cu(i), cu_hi = cu(i + 1);
     const double lo = cs_lo > cu_lo ? cs_lo : cu_lo;
     const double hi = cs_hi < cu_hi ? cs_hi : cu_hi;
     weight[k] = T(hi - lo > 0.0 ? hi - lo : 0.0);
@@ -412,6 +418,8 @@ SSB_HOST_DEVICE inline void merge_breakpoints(CsNext&& cs_next, const Cu& cu, in
     if (next_out) {
       ++i;
       out_begin[i] = k;
+      cu_lo = cu_hi;
+      if (i < out_size) cu_hi = cu(i + 1);
     }
   }
   // CS[in] == CU[out] == 1 exactly, so both walks end together, except after trailing rows of
