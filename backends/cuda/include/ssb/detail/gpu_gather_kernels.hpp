@@ -247,7 +247,7 @@ __device__ inline void copy_planes(const S* in, S* out, std::int64_t count, int 
 
 // The NCHW path of the gather (both maps NCHW). A task is `planes` channels of one image with all
 // their destination rows, or (planes == 1, where one plane's y sums do not fit) `rows`
-// destination rows of one plane; launch_gather sizes it to PlaneStaging. The image's segments
+// destination rows of one plane; plane_task sizes it to PlaneStaging. The image's segments
 // are staged in shared memory; then
 //   1. the y sums  inner(p, a, sx) = sum over row a's y segments k of wy_k * src[p, sy_k, sx],
 //      one item per (plane, row, source column) of the task, plane_unroll items per thread at
@@ -368,8 +368,9 @@ __global__ void __launch_bounds__(block_threads)
   }
 }
 
-// Shared memory a gather_planes_kernel task may take: a quarter of the 228 KiB of an H100 SM, so
-// that eight blocks of 256 threads (a full SM) fit.
+// Shared memory a gather_planes_kernel task aims at: eight blocks of 256 threads (a full H100 SM)
+// then fit in its 228 KiB. A task of one plane (or row block) that needs more may take up to
+// staging_bytes.
 constexpr std::size_t plane_task_bytes = 24 * 1024;
 
 // The task of gather_planes_kernel for these maps (planes, rows and the shared memory), or

@@ -113,13 +113,15 @@ __global__ void __launch_bounds__(block_threads)
   const std::int64_t src_cs = src.channel_stride(), other_cs = other.channel_stride();
   const std::int64_t tasks = std::int64_t(w.batch) * runs;
   for (std::int64_t task = blockIdx.x; task < tasks; task += gridDim.x) {
-    const int n = int(task / runs), first = int(task % runs) * 32;
+    const int n = int(task / runs);
+    const std::int64_t first = (task % runs) * 32;
     const AxisImage<T> ay = w.y.image(n), ax = w.x.image(n);
-    const int nx = ax.count(), pairs = ay.count() * nx;
-    if (first >= pairs) continue;  // the same for the whole block
-    const int j = first + lane;
+    const int nx = ax.count();
+    const std::int64_t pairs = std::int64_t(ay.count()) * nx;  // may pass 2^31 on huge maps
+    if (first >= pairs) continue;                              // the same for the whole block
+    const std::int64_t j = first + lane;
     const bool live = j < pairs;
-    const int k = live ? j / nx : 0, l = live ? j - k * nx : 0;
+    const int k = live ? int(j / nx) : 0, l = live ? int(j % nx) : 0;
     T sum = T(0);
     if (live) {
       const S* in = src.data + src.pixel_offset(n, detail::source_index<D>(ay, k),
