@@ -317,26 +317,33 @@ TEST_CASE("CUDA: the NCHW plane kernels give the NHWC kernels' values") {
   std::mt19937 rng(47);
   check_planes_against_nhwc<float>(rng);
   check_planes_against_nhwc<double>(rng);
-  // half, both layouts: the data paths' bits agree.
-  const auto in = make_inputs(rng, 2, 12, 10, 48, 7, 6);
-  test::ReducedInputs planar = in;
-  const auto to_nchw = [&](const std::vector<float>& v, int h, int w) {
-    return test::relayout(tensor(v, in.n, h, w, in.c, test::Layout::nhwc), test::Layout::nchw).data;
-  };
-  const auto to_nhwc = [&](const std::vector<float>& v, int h, int w) {
-    return test::relayout(tensor(v, in.n, h, w, in.c, test::Layout::nchw), test::Layout::nhwc).data;
-  };
-  planar.x = to_nchw(in.x, in.h, in.w);
-  planar.y = to_nchw(in.y, in.hr, in.wr);
-  planar.d_xr = to_nchw(in.d_xr, in.hr, in.wr);
-  planar.d_z = to_nchw(in.d_z, in.h, in.w);
-  const auto pixels = test::cuda_reduced_run(test::Storage::half, in);
-  const auto planes = test::cuda_reduced_run(test::Storage::half, planar, test::Layout::nchw);
-  CHECK(test::bitwise_equal(to_nhwc(planes.xr, in.hr, in.wr), pixels.xr));
-  CHECK(test::bitwise_equal(to_nhwc(planes.z, in.h, in.w), pixels.z));
-  CHECK(test::bitwise_equal(to_nhwc(planes.d_x, in.h, in.w), pixels.d_x));
-  CHECK(test::bitwise_equal(to_nhwc(planes.d_y, in.hr, in.wr), pixels.d_y));
-  check_stored(planes.d_weights, pixels.d_weights, 0.0, 256, "d_weights", true);
+  // half, both layouts: the data paths' bits agree. The second shape's planes hold an odd number
+  // of values (63, 15), so that copies of inverse gathers start at every 2-byte offset.
+  for (const test::Shape& shape :
+       {test::Shape{2, 12, 10, 48, 7, 6}, test::Shape{2, 9, 7, 40, 5, 3}}) {
+    const auto in = make_inputs(rng, shape.n, shape.h, shape.w, shape.c, shape.hr, shape.wr);
+    CAPTURE(test::describe(in.n, in.h, in.w, in.c, in.hr, in.wr, test::Layout::nchw));
+    test::ReducedInputs planar = in;
+    const auto to_nchw = [&](const std::vector<float>& v, int h, int w) {
+      return test::relayout(tensor(v, in.n, h, w, in.c, test::Layout::nhwc), test::Layout::nchw)
+          .data;
+    };
+    const auto to_nhwc = [&](const std::vector<float>& v, int h, int w) {
+      return test::relayout(tensor(v, in.n, h, w, in.c, test::Layout::nchw), test::Layout::nhwc)
+          .data;
+    };
+    planar.x = to_nchw(in.x, in.h, in.w);
+    planar.y = to_nchw(in.y, in.hr, in.wr);
+    planar.d_xr = to_nchw(in.d_xr, in.hr, in.wr);
+    planar.d_z = to_nchw(in.d_z, in.h, in.w);
+    const auto pixels = test::cuda_reduced_run(test::Storage::half, in);
+    const auto planes = test::cuda_reduced_run(test::Storage::half, planar, test::Layout::nchw);
+    CHECK(test::bitwise_equal(to_nhwc(planes.xr, in.hr, in.wr), pixels.xr));
+    CHECK(test::bitwise_equal(to_nhwc(planes.z, in.h, in.w), pixels.z));
+    CHECK(test::bitwise_equal(to_nhwc(planes.d_x, in.h, in.w), pixels.d_x));
+    CHECK(test::bitwise_equal(to_nhwc(planes.d_y, in.hr, in.wr), pixels.d_y));
+    check_stored(planes.d_weights, pixels.d_weights, 0.0, 256, "d_weights", true);
+  }
 }
 
 TEST_CASE("CUDA: maps too wide for the shared-memory staging, against the serial reference") {
