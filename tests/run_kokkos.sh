@@ -48,7 +48,8 @@ run_suite() {
     -DSSB_ENABLE_KOKKOS=ON -DSSB_WERROR=ON -DSSB_BUILD_TESTS=ON -DSSB_BUILD_BENCHMARKS=OFF \
     -DSSB_BUILD_EXAMPLES=OFF "$@"
   log "[$name] build"
-  cmake --build "$dir" -j "$jobs" --target ssb_tests_kokkos ssb_kokkos_compile_checks
+  cmake --build "$dir" -j "$jobs" --target ssb_tests_kokkos ssb_tests_kokkos_portable \
+    ssb_kokkos_compile_checks
   log "[$name] test"
   bash "$repo/tests/run_ctest.sh" "${dir#"$repo"/}" --test-dir "$dir" -R '^kokkos:' -j "$jobs" \
     --output-on-failure

@@ -15,122 +15,19 @@
 #include <functional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
-#include "support.hpp"
+#include "kokkos_support.hpp"
 
 using test::Layout;
 
 namespace {
 
-// Every output of every verb for one problem.
-template <class T>
-struct Outputs {
-  std::vector<T> gy, gx, xr, z, dx, dy, dw, ds;
-};
+using namespace ktest;
 
 template <class T>
-bool bitwise_equal_outputs(const Outputs<T>& a, const Outputs<T>& b) {
-  return test::bitwise_equal(a.gy, b.gy) && test::bitwise_equal(a.gx, b.gx) &&
-         test::bitwise_equal(a.xr, b.xr) && test::bitwise_equal(a.z, b.z) &&
-         test::bitwise_equal(a.dx, b.dx) && test::bitwise_equal(a.dy, b.dy) &&
-         test::bitwise_equal(a.dw, b.dw) && test::bitwise_equal(a.ds, b.ds);
-}
-
-template <class T>
-struct Inputs {
-  test::Saliency<T> s;
-  test::Tensor<T> x, y, dxr, dz;
-};
-
-template <class T>
-Inputs<T> random_inputs(std::mt19937& rng, const test::Shape& sh, Layout layout) {
-  return {test::spiky_saliency<T>(rng, sh.n, sh.h, sh.w),
-          test::random_tensor<T>(rng, sh.n, sh.h, sh.w, sh.c, layout),
-          test::random_tensor<T>(rng, sh.n, sh.hr, sh.wr, sh.c, layout),
-          test::random_tensor<T>(rng, sh.n, sh.hr, sh.wr, sh.c, layout),
-          test::random_tensor<T>(rng, sh.n, sh.h, sh.w, sh.c, layout)};
-}
-
-// The raw-pointer verbs on any backend.
-template <class T, class Exec>
-Outputs<T> run_raw(const Exec& exec, const Inputs<T>& in) {
-  Outputs<T> o;
-  const auto w = test::weights_for(exec, in.s, in.y.h, in.y.w);
-  const auto d = ssb::dense::to_dense(w);
-  o.gy = d.gy, o.gx = d.gx;
-  o.xr = test::sampled(exec, w, in.x).data;
-  o.z = test::inverse_sampled(exec, w, in.y).data;
-  test::Tensor<T> dx(in.x.n, in.x.h, in.x.w, in.x.c, in.x.layout);
-  test::Tensor<T> dy(in.y.n, in.y.h, in.y.w, in.y.c, in.y.layout);
-  ssb::HostWeightsGrad<T> dw(w);
-  ssb::sample_backward(exec, w, in.x.cview(), in.dxr.cview(), dx.view(), dw);
-  ssb::sample_inverse_backward(exec, w, in.y.cview(), in.dz.cview(), dy.view(), dw);
-  test::Saliency<T> ds(in.s.n, in.s.h, in.s.w);
-  ssb::compute_weights_backward(exec, in.s.view(), w, dw, ds.mut());
-  o.dx = dx.data, o.dy = dy.data, o.dw = dw.values(), o.ds = ds.data;
-  return o;
-}
-
-template <class T>
-using View4 = Kokkos::View<T****, Kokkos::LayoutRight, Kokkos::HostSpace>;
-
-// A LayoutRight view holding a tensor: extents (N, H, W, C) for NHWC, (N, C, H, W) for NCHW,
-// the same memory order as the tensor.
-template <class T>
-View4<T> to_view(const test::Tensor<T>& t, const std::string& label) {
-  View4<T> v = t.layout == Layout::nhwc ? View4<T>(label, t.n, t.h, t.w, t.c)
-                                        : View4<T>(label, t.n, t.c, t.h, t.w);
-  std::memcpy(v.data(), t.data.data(), t.data.size() * sizeof(T));
-  return v;
-}
-
-template <class V>
-std::vector<typename V::non_const_value_type> values(const V& v) {
-  return {v.data(), v.data() + v.size()};
-}
-
-// The same verbs on Kokkos views. rank4_saliency: (N, 1, H, W) saliency views instead of
-// (N, H, W).
-template <class T, class Space>
-Outputs<T> run_views(const Space& space, const Inputs<T>& in, bool rank4_saliency) {
-  const Layout layout = in.x.layout;
-  const int n = in.s.n, h = in.s.h, w = in.s.w, hr = in.y.h, wr = in.y.w;
-  Kokkos::View<T***, Kokkos::HostSpace> s3("s", n, h, w), ds3("ds", n, h, w);
-  Kokkos::View<T****, Kokkos::HostSpace> s4("s", n, 1, h, w), ds4("ds", n, 1, h, w);
-  std::memcpy(s3.data(), in.s.data.data(), in.s.data.size() * sizeof(T));
-  std::memcpy(s4.data(), in.s.data.data(), in.s.data.size() * sizeof(T));
-  Kokkos::View<std::byte*, Kokkos::HostSpace> workspace("workspace",
-                                                        ssb::workspace_size<T>(n, h, w, hr, wr));
-  const auto weights = ssb::weights_view<T>(workspace, n, h, w, hr, wr);
-  if (rank4_saliency) {
-    ssb::compute_weights(space, s4, hr, wr, weights);
-  } else {
-    ssb::compute_weights(space, s3, hr, wr, weights);
-  }
-  const View4<const T> x = to_view(in.x, "x"), y = to_view(in.y, "y");
-  const View4<const T> dxr = to_view(in.dxr, "d_xr"), dz = to_view(in.dz, "d_z");
-  View4<T> xr = to_view(in.y, "xr"), z = to_view(in.x, "z");
-  View4<T> dx = to_view(in.x, "d_x"), dy = to_view(in.y, "d_y");
-  ssb::sample(space, weights, x, xr, layout);
-  ssb::sample_inverse(space, weights, y, z, layout);
-  Kokkos::View<T*, Kokkos::HostSpace> grad("d_weights", ssb::weights_grad_size(weights));
-  const auto d_weights = ssb::weights_grad_view(weights, grad);
-  ssb::sample_backward(space, weights, x, dxr, dx, d_weights, layout);
-  ssb::sample_inverse_backward(space, weights, y, dz, dy, d_weights, layout);
-  if (rank4_saliency) {
-    ssb::compute_weights_backward(space, s4, weights, d_weights, ds4);
-  } else {
-    ssb::compute_weights_backward(space, s3, weights, d_weights, ds3);
-  }
-  Outputs<T> o;
-  const auto d = ssb::dense::to_dense(static_cast<const ssb::Weights<T>&>(weights));
-  o.gy = d.gy, o.gx = d.gx;
-  o.xr = values(xr), o.z = values(z), o.dx = values(dx), o.dy = values(dy);
-  o.dw = values(grad);
-  o.ds = rank4_saliency ? values(ds4) : values(ds3);
-  return o;
-}
+using View4 = DeviceView4<T, Kokkos::HostSpace>;
 
 template <class T, class Space>
 void check_views_equal_serial() {
@@ -141,7 +38,7 @@ void check_views_equal_serial() {
     for (Layout layout : {Layout::nhwc, Layout::nchw}) {
       CAPTURE(test::describe(sh.n, sh.h, sh.w, sh.c, sh.hr, sh.wr, layout));
       const Inputs<T> in = random_inputs<T>(rng, sh, layout);
-      const Outputs<T> reference = run_raw(ssb::serial{}, in);
+      const Outputs<T> reference = serial_reference<Space>(in);
       CHECK(bitwise_equal_outputs(reference, run_views(Space{}, in, false)));
       CHECK(bitwise_equal_outputs(reference, run_views(Space{}, in, true)));
     }
@@ -158,7 +55,7 @@ void check_raw_equal_serial() {
     for (Layout layout : {Layout::nhwc, Layout::nchw}) {
       CAPTURE(test::describe(sh.n, sh.h, sh.w, sh.c, sh.hr, sh.wr, layout));
       const Inputs<T> in = random_inputs<T>(rng, sh, layout);
-      CHECK(bitwise_equal_outputs(run_raw(ssb::serial{}, in), run_raw(Space{}, in)));
+      CHECK(bitwise_equal_outputs(serial_reference<Space>(in), run_raw(Space{}, in)));
     }
   }
 }

@@ -146,20 +146,29 @@ SaliencyCheck check_saliency_image(const SaliencyMap<S>& s, int n, double* masse
   return result;
 }
 
-template <class S>
-[[noreturn]] void fail_saliency(const char* verb, const SaliencyMap<S>& s, int n,
-                                const SaliencyCheck& check) {
+// The error of a map that failed check_saliency_image; `bad` is the value at check.position
+// (read by the caller: on the host here, from device memory by the Kokkos backend).
+[[noreturn]] inline void fail_saliency_value(const char* verb, int width, int n,
+                                             const SaliencyCheck& check, double bad) {
   if (check.position < 0) {
     fail(std::string(verb) + ": saliency of image n=" + std::to_string(n) +
          " sums to infinity in double; scale the map down");
   }
-  const int h = int(check.position / s.width), w = int(check.position % s.width);
-  const double v = double(s.data[std::int64_t(n) * s.height * s.width + check.position]);
+  const int h = int(check.position / width), w = int(check.position % width);
   std::ostringstream value;
-  value << std::setprecision(17) << v;
+  value << std::setprecision(17) << bad;
   fail(std::string(verb) + ": saliency[n=" + std::to_string(n) + ", h=" + std::to_string(h) +
        ", w=" + std::to_string(w) + "] is " + value.str() +
        "; saliency values must be finite and >= 0");
+}
+
+template <class S>
+[[noreturn]] void fail_saliency(const char* verb, const SaliencyMap<S>& s, int n,
+                                const SaliencyCheck& check) {
+  const double bad = check.position < 0
+                         ? 0.0
+                         : double(s.data[std::int64_t(n) * s.height * s.width + check.position]);
+  fail_saliency_value(verb, s.width, n, check, bad);
 }
 
 // ---- the checks of each verb, shared by the host verbs (verbs.hpp) and the GPU backends --------

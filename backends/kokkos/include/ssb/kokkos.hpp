@@ -10,17 +10,24 @@
 //     ssb::sample(Kokkos::OpenMP{}, weights, x_raw, xr_raw);           // ssb::FeatureMap views
 //
 // Every launch is a Kokkos::parallel_for labelled with its verb ("ssb::compute_weights",
-// "ssb::sample", ...) over a RangePolicy of the given space instance, followed by a fence of that
-// instance, so every verb returns with its outputs written, like the other backends. Each index
-// writes only its own outputs with the serial backend's arithmetic: results are bitwise identical
-// to ssb::serial on every space and thread count. A launch that touches fewer than
-// SSB_KOKKOS_MIN_WORK elements (default 32768, the OpenMP backend's threshold) runs on the calling
-// thread instead when the space has more than one thread (same bits, no fork and no kernel for
-// Kokkos tools to see); define it to 0 before the include to launch always.
+// "ssb::sample", ...) over a RangePolicy of the given space instance, and every verb fences that
+// instance before it returns, so it returns with its outputs written, like the other backends.
+// Each index writes only its own outputs in a fixed order (no atomics): results are bitwise
+// reproducible on every space, run to run and at any thread count.
 //
-// Execution spaces: host spaces only for now (Kokkos::Serial, Kokkos::OpenMP, Kokkos::Threads,
-// Kokkos::Experimental::HPX): the shared kernel bodies use host scratch (std::vector, thread_local
-// buffers). A device space (Cuda, HIP, SYCL, OpenMPTarget) is refused at compile time.
+// Execution spaces. Host spaces (Kokkos::Serial, Kokkos::OpenMP, Kokkos::Threads,
+// Kokkos::Experimental::HPX) run the tuned host bodies of the other host backends, with their
+// host scratch (std::vector, thread_local buffers): bitwise identical to ssb::serial. A launch
+// there that touches fewer than SSB_KOKKOS_MIN_WORK elements (default 32768, the OpenMP backend's
+// threshold) runs on the calling thread instead when the space has more than one thread (same
+// bits, no fork and no kernel for Kokkos tools to see); define it to 0 before the include to
+// launch always. Every other space (Kokkos::Cuda, HIP, SYCL, OpenMPTarget: any whose memory the
+// host cannot read) runs the portable kernels of ssb/detail/kokkos_portable.hpp: one thread per
+// output element over the shared SSB_HOST_DEVICE bodies, no host scratch, results within
+// rounding of ssb::serial's (the device compiler's contraction; see that file). Define
+// SSB_KOKKOS_PORTABLE_KERNELS to 1 before the include to run the portable kernels on host spaces
+// too (the tests do, so that this path runs in CI without a GPU). The raw-pointer overloads exist
+// for the host spaces and for Kokkos::Cuda and HIP, whose pointers must then be device memory.
 //
 // Views (the View overloads):
 //   - feature maps: rank 4, extents (N, H, W, C) for ssb::Layout::nhwc or (N, C, H, W) for
@@ -33,7 +40,8 @@
 //     (an ssb::HostWeightsGrad, or an empty ssb::WeightsGrad<T>{} to skip, are accepted too).
 // Checked at compile time: every view is accessible from the execution space
 // (Kokkos::SpaceAccessibility), has the right rank, and is not LayoutLeft (a rank >= 2 LayoutLeft
-// view is column-major: neither NHWC nor NCHW; deep_copy it into a LayoutRight view). Checked at
+// view is column-major: neither NHWC nor NCHW; deep_copy it into a LayoutRight view; on Cuda and
+// HIP, Kokkos' default layout is LayoutLeft, so name Kokkos::LayoutRight there). Checked at
 // run time (ssb::error, nothing written): LayoutStride views must be contiguous and row-major,
 // extents must fit int, and everything the core verbs check. An empty View (no data, no extents)
 // skips an optional output, as an empty FeatureMap does.
@@ -47,8 +55,13 @@
 #include <string>
 #include <type_traits>
 
+#include "detail/kokkos_portable.hpp"
+
 #ifndef SSB_KOKKOS_MIN_WORK
 #define SSB_KOKKOS_MIN_WORK 32768
+#endif
+#ifndef SSB_KOKKOS_PORTABLE_KERNELS
+#define SSB_KOKKOS_PORTABLE_KERNELS 0
 #endif
 
 namespace ssb {
@@ -76,11 +89,14 @@ template <class Space>
 constexpr void require_kokkos_space() {
   static_assert(Kokkos::is_execution_space<Space>::value,
                 "ssb (Kokkos): the first argument must be a Kokkos execution space instance "
-                "(Kokkos::Serial{}, Kokkos::OpenMP{}, ...)");
-  static_assert(!Kokkos::is_execution_space<Space>::value || kokkos_host_space<Space>::value,
-                "ssb (Kokkos): device execution spaces (Cuda, HIP, SYCL, OpenMPTarget) are not "
-                "implemented yet: the kernel bodies still use host scratch. Run on a host space "
-                "(Kokkos::Serial, Kokkos::OpenMP, Kokkos::Threads) with host-accessible views");
+                "(Kokkos::Serial{}, Kokkos::OpenMP{}, Kokkos::Cuda{}, ...)");
+}
+
+// Whether verbs on Space run the portable kernels (kokkos_portable.hpp) rather than the host
+// bodies through launcher<kokkos_exec<Space>>.
+template <class Space>
+constexpr bool kokkos_portable() {
+  return SSB_KOKKOS_PORTABLE_KERNELS != 0 || !kokkos_host_space<Space>::value;
 }
 
 // The Kokkos functor around one launch's body: f(i) for one index of the range.
@@ -96,7 +112,8 @@ struct launcher<kokkos_exec<Space>> {
   template <class F>
   static void for_each(const kokkos_exec<Space>& exec, std::int64_t count, F&& f,
                        std::int64_t work) {
-    require_kokkos_space<Space>();
+    static_assert(kokkos_host_space<Space>::value,
+                  "ssb (Kokkos): internal: host bodies launched on a device space");
     if (count <= 0) return;
     if (exec.space.concurrency() > 1 && (count < 2 || work < std::int64_t(SSB_KOKKOS_MIN_WORK))) {
       for (std::int64_t i = 0; i < count; ++i) f(i);
@@ -109,46 +126,106 @@ struct launcher<kokkos_exec<Space>> {
   }
 };
 
+// The six verbs on a space instance over the core's views: the portable kernels or the host
+// bodies (the generic verbs of verbs.hpp on kokkos_exec), as kokkos_portable<Space>() says.
+template <class Space, class S, class T>
+void kokkos_compute_weights(const Space& space, SaliencyMap<S> saliency, int out_h, int out_w,
+                            const Weights<T>& weights) {
+  if constexpr (kokkos_portable<Space>()) {
+    kokkos_detail::compute_weights(space, saliency, out_h, out_w, weights);
+  } else {
+    ssb::compute_weights(kokkos_exec<Space>{space, "ssb::compute_weights"}, saliency, out_h, out_w,
+                         weights);
+  }
+}
+template <class Space, class T, class X>
+void kokkos_sample(const Space& space, const Weights<T>& weights, FeatureMap<X> x,
+                   FeatureMap<T> xr) {
+  if constexpr (kokkos_portable<Space>()) {
+    kokkos_detail::sample(space, weights, x, xr);
+  } else {
+    ssb::sample(kokkos_exec<Space>{space, "ssb::sample"}, weights, x, xr);
+  }
+}
+template <class Space, class T, class Y>
+void kokkos_sample_inverse(const Space& space, const Weights<T>& weights, FeatureMap<Y> y,
+                           FeatureMap<T> z) {
+  if constexpr (kokkos_portable<Space>()) {
+    kokkos_detail::sample_inverse(space, weights, y, z);
+  } else {
+    ssb::sample_inverse(kokkos_exec<Space>{space, "ssb::sample_inverse"}, weights, y, z);
+  }
+}
+template <class Space, class T, class X, class DXr>
+void kokkos_sample_backward(const Space& space, const Weights<T>& weights, FeatureMap<X> x,
+                            FeatureMap<DXr> d_xr, FeatureMap<T> d_x, WeightsGrad<T> d_weights) {
+  if constexpr (kokkos_portable<Space>()) {
+    kokkos_detail::sample_backward(space, weights, x, d_xr, d_x, d_weights);
+  } else {
+    ssb::sample_backward(kokkos_exec<Space>{space, "ssb::sample_backward"}, weights, x, d_xr, d_x,
+                         d_weights);
+  }
+}
+template <class Space, class T, class Y, class DZ>
+void kokkos_sample_inverse_backward(const Space& space, const Weights<T>& weights, FeatureMap<Y> y,
+                                    FeatureMap<DZ> d_z, FeatureMap<T> d_y,
+                                    WeightsGrad<T> d_weights) {
+  if constexpr (kokkos_portable<Space>()) {
+    kokkos_detail::sample_inverse_backward(space, weights, y, d_z, d_y, d_weights);
+  } else {
+    ssb::sample_inverse_backward(kokkos_exec<Space>{space, "ssb::sample_inverse_backward"}, weights,
+                                 y, d_z, d_y, d_weights);
+  }
+}
+template <class Space, class S, class T, class DS>
+void kokkos_compute_weights_backward(const Space& space, SaliencyMap<S> saliency,
+                                     const Weights<T>& weights, WeightsGrad<T> d_weights,
+                                     SaliencyMap<DS> d_saliency) {
+  if constexpr (kokkos_portable<Space>()) {
+    kokkos_detail::compute_weights_backward(space, saliency, weights, d_weights, d_saliency);
+  } else {
+    ssb::compute_weights_backward(kokkos_exec<Space>{space, "ssb::compute_weights_backward"},
+                                  saliency, weights, d_weights, d_saliency);
+  }
+}
+
 }  // namespace detail
 
-// --- raw-pointer views on a concrete host space
-// --------------------------------------------------- ssb::sample(Kokkos::OpenMP{}, weights, x, xr)
-// with the core's FeatureMap/SaliencyMap/Weights views: the same verbs, labelled, on that space
-// (more specialised than the core's templates).
+// --- raw-pointer views on a concrete space
+// ------------------------------------------------------- ssb::sample(Kokkos::OpenMP{}, weights, x,
+// xr) with the core's FeatureMap/SaliencyMap/Weights views: the same verbs, labelled, on that
+// space (more specialised than the core's templates). On Kokkos::Cuda and HIP every pointer must
+// be memory of that device (nothing can check a raw pointer's space at compile time).
 #define SSB_KOKKOS_POINTER_VERBS(SPACE)                                                           \
   template <class S, class T>                                                                     \
   void compute_weights(const SPACE& space, SaliencyMap<S> saliency, int out_h, int out_w,         \
                        const Weights<T>& weights) {                                               \
-    compute_weights(detail::kokkos_exec<SPACE>{space, "ssb::compute_weights"}, saliency, out_h,   \
-                    out_w, weights);                                                              \
+    detail::kokkos_compute_weights(space, saliency, out_h, out_w, weights);                       \
   }                                                                                               \
   template <class T, class X>                                                                     \
   void sample(const SPACE& space, const Weights<T>& weights, FeatureMap<X> x, FeatureMap<T> xr) { \
-    sample(detail::kokkos_exec<SPACE>{space, "ssb::sample"}, weights, x, xr);                     \
+    detail::kokkos_sample(space, weights, x, xr);                                                 \
   }                                                                                               \
   template <class T, class Y>                                                                     \
   void sample_inverse(const SPACE& space, const Weights<T>& weights, FeatureMap<Y> y,             \
                       FeatureMap<T> z) {                                                          \
-    sample_inverse(detail::kokkos_exec<SPACE>{space, "ssb::sample_inverse"}, weights, y, z);      \
+    detail::kokkos_sample_inverse(space, weights, y, z);                                          \
   }                                                                                               \
   template <class T, class X, class DXr>                                                          \
   void sample_backward(const SPACE& space, const Weights<T>& weights, FeatureMap<X> x,            \
                        FeatureMap<DXr> d_xr, FeatureMap<T> d_x, WeightsGrad<T> d_weights) {       \
-    sample_backward(detail::kokkos_exec<SPACE>{space, "ssb::sample_backward"}, weights, x, d_xr,  \
-                    d_x, d_weights);                                                              \
+    detail::kokkos_sample_backward(space, weights, x, d_xr, d_x, d_weights);                      \
   }                                                                                               \
   template <class T, class Y, class DZ>                                                           \
   void sample_inverse_backward(const SPACE& space, const Weights<T>& weights, FeatureMap<Y> y,    \
                                FeatureMap<DZ> d_z, FeatureMap<T> d_y, WeightsGrad<T> d_weights) { \
-    sample_inverse_backward(detail::kokkos_exec<SPACE>{space, "ssb::sample_inverse_backward"},    \
-                            weights, y, d_z, d_y, d_weights);                                     \
+    detail::kokkos_sample_inverse_backward(space, weights, y, d_z, d_y, d_weights);               \
   }                                                                                               \
   template <class S, class T, class DS>                                                           \
   void compute_weights_backward(const SPACE& space, SaliencyMap<S> saliency,                      \
                                 const Weights<T>& weights, WeightsGrad<T> d_weights,              \
                                 SaliencyMap<DS> d_saliency) {                                     \
-    compute_weights_backward(detail::kokkos_exec<SPACE>{space, "ssb::compute_weights_backward"},  \
-                             saliency, weights, d_weights, d_saliency);                           \
+    detail::kokkos_compute_weights_backward(space, saliency, weights, d_weights, d_saliency);     \
   }
 
 #if defined(KOKKOS_ENABLE_SERIAL)
@@ -162,6 +239,14 @@ SSB_KOKKOS_POINTER_VERBS(Kokkos::Threads)
 #endif
 #if defined(KOKKOS_ENABLE_HPX)
 SSB_KOKKOS_POINTER_VERBS(Kokkos::Experimental::HPX)
+#endif
+#if defined(KOKKOS_ENABLE_CUDA)
+SSB_KOKKOS_POINTER_VERBS(Kokkos::Cuda)
+#endif
+#if defined(KOKKOS_ENABLE_HIP) && KOKKOS_VERSION >= 40000
+SSB_KOKKOS_POINTER_VERBS(Kokkos::HIP)
+#elif defined(KOKKOS_ENABLE_HIP)
+SSB_KOKKOS_POINTER_VERBS(Kokkos::Experimental::HIP)
 #endif
 #undef SSB_KOKKOS_POINTER_VERBS
 
@@ -377,9 +462,8 @@ void compute_weights(const Space& space, const SaliencyView& saliency, int out_h
   detail::require_kokkos_view<Space, SaliencyView>();
   detail::require_kokkos_view<Space, WorkspaceView>();
   const char* verb = "ssb::compute_weights";
-  compute_weights(detail::kokkos_exec<Space>{space, verb},
-                  detail::kokkos_saliency_map(verb, "saliency", saliency), out_h, out_w,
-                  static_cast<const Weights<T>&>(weights));
+  detail::kokkos_compute_weights(space, detail::kokkos_saliency_map(verb, "saliency", saliency),
+                                 out_h, out_w, static_cast<const Weights<T>&>(weights));
 }
 
 template <class Space, class T, class WorkspaceView, class XView, class XrView,
@@ -391,9 +475,9 @@ void sample(const Space& space, const KokkosWeights<T, WorkspaceView>& weights, 
   detail::require_kokkos_view<Space, XView>();
   detail::require_kokkos_view<Space, XrView>();
   const char* verb = "ssb::sample";
-  sample(detail::kokkos_exec<Space>{space, verb}, static_cast<const Weights<T>&>(weights),
-         detail::kokkos_feature_map(verb, "x", x, layout),
-         detail::kokkos_feature_map(verb, "xr", xr, layout));
+  detail::kokkos_sample(space, static_cast<const Weights<T>&>(weights),
+                        detail::kokkos_feature_map(verb, "x", x, layout),
+                        detail::kokkos_feature_map(verb, "xr", xr, layout));
 }
 
 template <class Space, class T, class WorkspaceView, class YView, class ZView,
@@ -405,9 +489,9 @@ void sample_inverse(const Space& space, const KokkosWeights<T, WorkspaceView>& w
   detail::require_kokkos_view<Space, YView>();
   detail::require_kokkos_view<Space, ZView>();
   const char* verb = "ssb::sample_inverse";
-  sample_inverse(detail::kokkos_exec<Space>{space, verb}, static_cast<const Weights<T>&>(weights),
-                 detail::kokkos_feature_map(verb, "y", y, layout),
-                 detail::kokkos_feature_map(verb, "z", z, layout));
+  detail::kokkos_sample_inverse(space, static_cast<const Weights<T>&>(weights),
+                                detail::kokkos_feature_map(verb, "y", y, layout),
+                                detail::kokkos_feature_map(verb, "z", z, layout));
 }
 
 // d_weights: a KokkosWeightsGrad (ssb::weights_grad_view(weights, view)), an ssb::HostWeightsGrad,
@@ -423,11 +507,11 @@ void sample_backward(const Space& space, const KokkosWeights<T, WorkspaceView>& 
   detail::require_kokkos_view<Space, DXrView>();
   detail::require_kokkos_view<Space, DXView>();
   const char* verb = "ssb::sample_backward";
-  sample_backward(detail::kokkos_exec<Space>{space, verb}, static_cast<const Weights<T>&>(weights),
-                  detail::kokkos_feature_map(verb, "x", x, layout),
-                  detail::kokkos_feature_map(verb, "d_xr", d_xr, layout),
-                  detail::kokkos_feature_map(verb, "d_x", d_x, layout),
-                  detail::kokkos_weights_grad<Space, T>(verb, d_weights));
+  detail::kokkos_sample_backward(space, static_cast<const Weights<T>&>(weights),
+                                 detail::kokkos_feature_map(verb, "x", x, layout),
+                                 detail::kokkos_feature_map(verb, "d_xr", d_xr, layout),
+                                 detail::kokkos_feature_map(verb, "d_x", d_x, layout),
+                                 detail::kokkos_weights_grad<Space, T>(verb, d_weights));
 }
 
 template <class Space, class T, class WorkspaceView, class YView, class DZView, class DYView,
@@ -441,12 +525,11 @@ void sample_inverse_backward(const Space& space, const KokkosWeights<T, Workspac
   detail::require_kokkos_view<Space, DZView>();
   detail::require_kokkos_view<Space, DYView>();
   const char* verb = "ssb::sample_inverse_backward";
-  sample_inverse_backward(detail::kokkos_exec<Space>{space, verb},
-                          static_cast<const Weights<T>&>(weights),
-                          detail::kokkos_feature_map(verb, "y", y, layout),
-                          detail::kokkos_feature_map(verb, "d_z", d_z, layout),
-                          detail::kokkos_feature_map(verb, "d_y", d_y, layout),
-                          detail::kokkos_weights_grad<Space, T>(verb, d_weights));
+  detail::kokkos_sample_inverse_backward(space, static_cast<const Weights<T>&>(weights),
+                                         detail::kokkos_feature_map(verb, "y", y, layout),
+                                         detail::kokkos_feature_map(verb, "d_z", d_z, layout),
+                                         detail::kokkos_feature_map(verb, "d_y", d_y, layout),
+                                         detail::kokkos_weights_grad<Space, T>(verb, d_weights));
 }
 
 template <class Space, class SaliencyView, class T, class WorkspaceView, class DW,
@@ -459,11 +542,11 @@ void compute_weights_backward(const Space& space, const SaliencyView& saliency,
   detail::require_kokkos_view<Space, WorkspaceView>();
   detail::require_kokkos_view<Space, DSaliencyView>();
   const char* verb = "ssb::compute_weights_backward";
-  compute_weights_backward(detail::kokkos_exec<Space>{space, verb},
-                           detail::kokkos_saliency_map(verb, "saliency", saliency),
-                           static_cast<const Weights<T>&>(weights),
-                           detail::kokkos_weights_grad<Space, T>(verb, d_weights),
-                           detail::kokkos_saliency_map(verb, "d_saliency", d_saliency));
+  detail::kokkos_compute_weights_backward(
+      space, detail::kokkos_saliency_map(verb, "saliency", saliency),
+      static_cast<const Weights<T>&>(weights),
+      detail::kokkos_weights_grad<Space, T>(verb, d_weights),
+      detail::kokkos_saliency_map(verb, "d_saliency", d_saliency));
 }
 
 }  // namespace ssb
