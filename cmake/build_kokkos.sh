@@ -7,8 +7,23 @@
 #   prefix=$(bash cmake/build_kokkos.sh | tail -n 1)
 #   cmake -S . -B build-kokkos-openmp -DSSB_ENABLE_KOKKOS=ON -DKokkos_ROOT="$prefix"
 #
+# With SSB_KOKKOS_CUDA_ROOT (a CUDA 11.8 toolkit root, from cmake/fetch_cuda118.sh; CUDA 12 and 13
+# cannot build Kokkos 3.4) it builds Serial + CUDA instead (CUDA_LAMBDA, AMPERE80: sm_80 code and
+# compute_80 PTX, which an H100 JIT-compiles; the static CUDA runtime), into
+# kokkos-<version>-<suite>-cuda, with cmake/patches/kokkos-3.4-cuda-jit-arch.patch applied (without
+# it Kokkos aborts on a GPU newer than sm_8x). <prefix>/bin/nvcc_wrapper is a patched copy (default
+# arch sm_80, host compiler g++-11, always $SSB_KOKKOS_CUDA_ROOT/bin/nvcc whatever PATH and
+# CUDA_ROOT say): use it as the consumer's C++ compiler (tests/device/kokkos_cuda.sh does it all).
+#
+#   export SSB_KOKKOS_CUDA_ROOT=$(bash cmake/fetch_cuda118.sh | tail -n 1)
+#   prefix=$(bash cmake/build_kokkos.sh | tail -n 1)
+#   cmake -S . -B build-kokkos-cuda -DCMAKE_CXX_COMPILER="$prefix/bin/nvcc_wrapper" \
+#     -DSSB_ENABLE_KOKKOS=ON -DKokkos_ROOT="$prefix"
+#
 # Environment:
-#   SSB_KOKKOS_PREFIX   install here (default: $SSB_CACHE_DIR/kokkos-<version>-<suite>-openmp)
+#   SSB_KOKKOS_PREFIX   install here (default: $SSB_CACHE_DIR/kokkos-<version>-<suite>-openmp,
+#                       or -cuda)
+#   SSB_KOKKOS_CUDA_ROOT  the CUDA variant, with this CUDA 11.8 toolkit (default: none, OpenMP)
 #   SSB_CACHE_DIR       cache folder (default: ${XDG_CACHE_HOME:-$HOME/.cache}/ssbnet)
 #   SSB_KOKKOS_JOBS     parallel build jobs (default: 2)
 #   SSB_TRILINOS_SUITE  Debian suite of the source package (default: the system's, e.g. bookworm).
@@ -28,6 +43,14 @@ cache_dir=${SSB_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ssbnet}
 jobs=${SSB_KOKKOS_JOBS:-2}
 stamp_name=.ssbnet-kokkos-complete
 suite=${SSB_TRILINOS_SUITE:-$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")}
+patches=$(cd "$(dirname "$0")" && pwd)/patches
+cuda=${SSB_KOKKOS_CUDA_ROOT:-}
+variant=openmp
+reuse=", $suite)"
+if [[ -n $cuda ]]; then
+  variant=cuda
+  reuse=", $suite), Serial + CUDA ($cuda)"
+fi
 
 # A finished install is reused as is.
 if [[ -n ${SSB_KOKKOS_PREFIX:-} ]]; then
@@ -37,13 +60,18 @@ if [[ -n ${SSB_KOKKOS_PREFIX:-} ]]; then
     exit 0
   fi
 else
-  for found in "$cache_dir"/kokkos-*-openmp; do
-    if [[ -f $found/$stamp_name ]] && grep -q ", $suite)" "$found/$stamp_name"; then
+  for found in "$cache_dir"/kokkos-*-"$variant"; do
+    if [[ -f $found/$stamp_name ]] && grep -qF "$reuse" "$found/$stamp_name"; then
       log "reusing $found ($(cat "$found/$stamp_name"))"
       echo "$found"
       exit 0
     fi
   done
+fi
+
+if [[ -n $cuda ]] && { [[ ! -x $cuda/bin/nvcc ]] || ! command -v g++-11 >/dev/null; }; then
+  log "SSB_KOKKOS_CUDA_ROOT: no $cuda/bin/nvcc or no g++-11 (run cmake/fetch_cuda118.sh)"
+  exit 1
 fi
 
 # --- the source package -------------------------------------------------------------------------
@@ -117,13 +145,39 @@ major=$(sed -n 's/^set(Kokkos_VERSION_MAJOR \([0-9]*\)).*/\1/p' "$kokkos/CMakeLi
 minor=$(sed -n 's/^set(Kokkos_VERSION_MINOR \([0-9]*\)).*/\1/p' "$kokkos/CMakeLists.txt")
 patchlevel=$(sed -n 's/^set(Kokkos_VERSION_PATCH \([0-9]*\)).*/\1/p' "$kokkos/CMakeLists.txt")
 kokkos_version=$major.$minor.$patchlevel
-prefix=${SSB_KOKKOS_PREFIX:-$cache_dir/kokkos-$kokkos_version-$suite-openmp}
+prefix=${SSB_KOKKOS_PREFIX:-$cache_dir/kokkos-$kokkos_version-$suite-$variant}
 log "Kokkos $kokkos_version (trilinos $version) -> $prefix"
 
 # --- configure, build, install ------------------------------------------------------------------
 build=$work/build-kokkos-$kokkos_version
 rm -rf "$build" "$prefix"
 start=$(date +%s)
+devices=(-DKokkos_ENABLE_OPENMP=ON)
+what="Serial + OpenMP"
+if [[ -n $cuda ]]; then
+  log "applying $patches/kokkos-3.4-cuda-jit-arch.patch"
+  patch -d "$kokkos" -p1 --forward --quiet <"$patches/kokkos-3.4-cuda-jit-arch.patch" >&2
+  # The wrapper is the compiler from the start (Kokkos' config records it); the install below
+  # overwrites it with the stock one, which is put back afterwards.
+  mkdir -p "$build" "$prefix/bin"
+  wrapper=$build/nvcc_wrapper
+  sed -e 's/^default_arch="sm_35"$/default_arch="sm_80"/' \
+    -e 's/NVCC_WRAPPER_DEFAULT_COMPILER:-"g++"}$/NVCC_WRAPPER_DEFAULT_COMPILER:-"g++-11"}/' \
+    -e '/^nvcc_compiler=nvcc$/i # ssbnet: always CUDA 11.8, whatever PATH and CUDA_ROOT say' \
+    -e "s|^nvcc_compiler=nvcc\$|nvcc_compiler=\"$cuda/bin/nvcc\"|" \
+    -e '/^if \[ ! -z \$CUDA_ROOT \]; then$/,/^fi$/d' \
+    "$kokkos/bin/nvcc_wrapper" >"$wrapper"
+  if [[ $(grep -cE '^default_arch="sm_80"$|"g\+\+-11"}$|^nvcc_compiler="/' "$wrapper") != 3 ]] ||
+    grep -q 'CUDA_ROOT/bin' "$wrapper"; then
+    log "could not patch $kokkos/bin/nvcc_wrapper"
+    exit 1
+  fi
+  install -m 755 "$wrapper" "$prefix/bin/nvcc_wrapper"
+  devices=(-DCMAKE_CXX_COMPILER="$prefix/bin/nvcc_wrapper" -DKokkos_ENABLE_CUDA=ON
+    -DKokkos_ENABLE_CUDA_LAMBDA=ON -DKokkos_ARCH_AMPERE80=ON -DCUDAToolkit_ROOT="$cuda"
+    -DCUDA_cudart_LIBRARY="$cuda/lib64/libcudart_static.a")
+  what="Serial + CUDA ($cuda), sm_80"
+fi
 cmake -S "$kokkos" -B "$build" \
   -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_INSTALL_PREFIX="$prefix" \
@@ -132,12 +186,13 @@ cmake -S "$kokkos" -B "$build" \
   -DBUILD_SHARED_LIBS=OFF \
   -DCMAKE_POSITION_INDEPENDENT_CODE=ON \
   -DKokkos_ENABLE_SERIAL=ON \
-  -DKokkos_ENABLE_OPENMP=ON \
+  "${devices[@]}" \
   -DKokkos_ENABLE_TESTS=OFF \
   -DKokkos_ENABLE_EXAMPLES=OFF >&2
 cmake --build "$build" -j "$jobs" >&2
 cmake --install "$build" >&2
-echo "Kokkos $kokkos_version (Debian trilinos $version, $suite), Serial + OpenMP" >"$prefix/$stamp_name"
+[[ -z $cuda ]] || install -m 755 "$wrapper" "$prefix/bin/nvcc_wrapper"
+echo "Kokkos $kokkos_version (Debian trilinos $version, $suite), $what" >"$prefix/$stamp_name"
 log "built and installed in $(($(date +%s) - start)) s"
 # Only the install is reused: drop the build, the extracted sources and the downloads.
 rm -rf "$build" "$src" "$work"/trilinos_*

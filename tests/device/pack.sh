@@ -6,6 +6,8 @@
 # doctest, no Google Benchmark, no network).
 #
 #   tests/device/pack.sh [FOLDER]          (default .device-pack, git-ignored)
+# It empties FOLDER first but keeps an ssb_tests_kokkos_device there (tests/device/kokkos_cuda.sh
+# puts it there; the two may run in either order).
 # Environment: SSB_DEVICE_ARCH (CMAKE_CUDA_ARCHITECTURES; default 90: H100 and H200).
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -16,7 +18,9 @@ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DSSB_ENABLE_CUDA=ON \
   -DCMAKE_CUDA_ARCHITECTURES="${SSB_DEVICE_ARCH:-90}" -DSSB_BUILD_EXAMPLES=OFF \
   -DSSB_BENCH_OPENBLAS=OFF -DSSB_BENCH_NATIVE=OFF -DSSB_ENABLE_HIP=OFF >/dev/null
 cmake --build "$build" -j"$(nproc)" --target ssb_tests_cuda ssb_bench_cuda
-rm -rf "$pack"
+if [ -d "$pack" ]; then
+  find "$pack" -mindepth 1 -maxdepth 1 ! -name ssb_tests_kokkos_device -exec rm -rf {} +
+fi
 mkdir -p "$pack/lib"
 cp "$build/tests/cuda/ssb_tests_cuda" "$build/bench/ssb_bench_cuda" "$pack/"
 # The libraries the binaries load that are not the C/C++ runtime, the driver or cuBLAS (which

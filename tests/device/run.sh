@@ -7,6 +7,8 @@
 #
 # Steps: the tests (the whole suite, then its CUDA-only cases again in a second process and under
 # compute-sanitizer memcheck when it is there), the benchmarks (5 repetitions, medians), the table.
+# Prebuilt, the Kokkos device test too when FOLDER has ssb_tests_kokkos_device (from
+# tests/device/kokkos_cuda.sh, run before or after pack.sh).
 # Environment: SSB_DEVICE_ARCH (CMAKE_CUDA_ARCHITECTURES when building; default: the GPU's own,
 # from nvidia-smi, else 80;90), SSB_DEVICE_BENCH_FILTER (--benchmark_filter; default all), OUT (a
 # folder for the JSON, the logs and the table; default BUILD_DIR/device-results or
@@ -72,6 +74,24 @@ if command -v compute-sanitizer >/dev/null 2>&1; then
   compute-sanitizer --tool memcheck --error-exitcode 9 "$tests" -tc='CUDA*' >"$out/memcheck.log" 2>&1 ||
     status=1
   grep -E "ERROR SUMMARY|^\[doctest\] Status" "$out/memcheck.log"
+fi
+if [ -n "${pack:-}" ] && [ -f "$pack/ssb_tests_kokkos_device" ]; then
+  echo "== the Kokkos device test (Kokkos 3.4 + CUDA 11.8, sm_80)"
+  kokkos_status=0
+  CUDA_MODULE_LOADING=LAZY "$pack/ssb_tests_kokkos_device" >"$out/kokkos-device.log" 2>&1 ||
+    kokkos_status=1
+  grep -E "^\[doctest\] (test cases|assertions|Status)" "$out/kokkos-device.log" ||
+    tail -n 20 "$out/kokkos-device.log"
+  if [ $kokkos_status != 0 ]; then
+    status=1
+    grep -B 2 -A 12 "ERROR" "$out/kokkos-device.log" | head -n 80
+  fi
+  if command -v compute-sanitizer >/dev/null 2>&1; then
+    echo "== the Kokkos device test under compute-sanitizer memcheck"
+    CUDA_MODULE_LOADING=LAZY compute-sanitizer --tool memcheck --error-exitcode 9 \
+      "$pack/ssb_tests_kokkos_device" >"$out/kokkos-memcheck.log" 2>&1 || status=1
+    grep -E "ERROR SUMMARY|^\[doctest\] Status" "$out/kokkos-memcheck.log"
+  fi
 fi
 echo "device/run.sh: tests done at $(( $(date +%s) - start )) s"
 
