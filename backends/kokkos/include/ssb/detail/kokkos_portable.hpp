@@ -6,24 +6,26 @@
 // SSB_HOST_DEVICE bodies of include/ssb (ssb/types.hpp makes them __host__ __device__ under nvcc
 // and hipcc): no host scratch, no atomics, every output written by one index in a fixed order, so
 // results are bitwise reproducible run to run and at any concurrency.
-//   compute_weights    one index per image: detail::compute_masses and the value checks of
-//                      check_saliency_image into temporary views; then, on the host, the first bad
-//                      image's ssb::error (nothing written); else one index per (image, axis):
-//                      detail::segment_walk into the workspace.
+//   compute_weights    compute_masses and the value checks of check_saliency_image, one index
+//                      per row, per column, then per image, into temporary views; then, on the
+//                      host, the first bad image's ssb::error (nothing written); else one index per
+//                      (image, axis): detail::segment_walk into the workspace.
 //   gathers            one index per destination element (channels fastest for NHWC outputs):
 //                      detail::gather_element, the per-element form of the host bodies.
 //   weight gradients   one index per segment pair (k, l): detail::pair_dot of the two pixels
 //                      (into a temporary view of the pair dots), then one per segment:
 //                      detail::add_slot_grad.
-//   d_saliency         one index per image: detail::saliency_grad_image.
+//   d_saliency         one index per (image, axis): detail::marginal_grad; then one per pixel:
+//                      dr[h] + dc[w], as detail::saliency_grad_image.
 // Against the host bodies: the same terms in the same order except the pair dots of all-NCHW maps
 // (the host's plane bodies sum the channels in another order). Floating-point contraction is the
 // device compiler's, so the bits may differ from ssb::serial's in the last place.
 //
-// This path is written for occupancy and simplicity, not tuned: one thread per output element,
-// the masses and segment walks one thread per image. Host spaces take the tuned host bodies
-// (ssb/detail/verbs.hpp) unless SSB_KOKKOS_PORTABLE_KERNELS is defined to 1 before the include,
-// which makes every space take this path (the tests build the shared test bodies that way).
+// This path is written for portability and simplicity, not tuned: one thread per output element,
+// the segment walks and marginal gradients one thread per (image, axis). Host spaces take the tuned
+// host bodies (ssb/detail/verbs.hpp) unless SSB_KOKKOS_PORTABLE_KERNELS is defined to 1 before the
+// include, which makes every space take this path (the tests build the shared test bodies that
+// way).
 //
 // Every verb fences its space instance before it returns, like the host launches, and
 // compute_weights reads its checks back to the host there, so a bad saliency value throws the
@@ -56,26 +58,76 @@ Kokkos::View<T*, typename Space::memory_space> scratch_view(const char* label, s
 
 // ---- compute_weights -------------------------------------------------------------------------
 
-// Image n: masses[n] = (row sums, column sums, total) exactly as compute_masses sums them; bad[n]
-// = the offset of the first negative / NaN / infinite value (-2 when only a sum overflows, -1
-// for a good map) and bad_value[n] the value there.
+// compute_masses and check_saliency_image in three launches, with their operations and order.
+// masses[n] holds image n's row sums, column sums and total (H + W + 1 doubles).
+
+// Row h of image n (index n * H + h): its mass (detail::row_mass), and the smallest of its values
+// and 0 into least (NaN is skipped there, as in compute_masses).
 template <class S>
-struct MassesFunctor {
+struct RowMassFunctor {
   SaliencyMap<const S> s;
   double* masses;
+  double* least;
+  KOKKOS_INLINE_FUNCTION void operator()(const std::int64_t t) const {
+    const int H = s.height, W = s.width;
+    const std::int64_t n = t / H, h = t % H;
+    double lanes[detail::mass_lanes];
+    for (int u = 0; u < detail::mass_lanes; ++u) lanes[u] = 0.0;
+    masses[n * (std::int64_t(H) + W + 1) + h] =
+        detail::row_mass<false>(s.data + t * W, W, nullptr, lanes);
+    double smallest = 0.0;
+    for (int u = 0; u < detail::mass_lanes; ++u)
+      smallest = lanes[u] < smallest ? lanes[u] : smallest;
+    least[t] = smallest;
+  }
+};
+
+// Column w of image n (index n * W + w): its mass, the rows added in order.
+template <class S>
+struct ColumnMassFunctor {
+  SaliencyMap<const S> s;
+  double* masses;
+  KOKKOS_INLINE_FUNCTION void operator()(const std::int64_t t) const {
+    const int H = s.height, W = s.width;
+    const std::int64_t n = t / W, w = t % W;
+    const S* map = s.data + n * H * W;
+    double column = 0.0;
+    for (int h = 0; h < H; ++h) column += double(map[std::int64_t(h) * W + w]);
+    masses[n * (std::int64_t(H) + W + 1) + H + w] = column;
+  }
+};
+
+// Image n: the total (the row masses added in order) and the uniform fallback (every mass 1 for
+// a map that does not sum to > 0), then the checks: bad[n] = the offset of the first negative /
+// NaN / infinite value (-2 when only a sum overflows, -1 for a good map) and bad_value[n] the
+// value there.
+template <class S>
+struct ImageMassFunctor {
+  SaliencyMap<const S> s;
+  double* masses;
+  const double* least;
   std::int64_t* bad;
   double* bad_value;
   KOKKOS_INLINE_FUNCTION void operator()(const std::int64_t n) const {
     const int H = s.height, W = s.width;
+    double* m = masses + n * (std::int64_t(H) + W + 1);
+    double total = 0.0, smallest = 0.0;
+    for (int h = 0; h < H; ++h) {
+      total += m[h];
+      const double l = least[n * H + h];
+      smallest = l < smallest ? l : smallest;
+    }
+    m[H + W] = total;
+    if (!(total > 0.0)) {
+      for (int j = 0; j < H + W; ++j) m[j] = 1.0;
+    }
     const std::int64_t size = std::int64_t(H) * W;
     const S* map = s.data + n * size;
-    double* m = masses + n * (std::int64_t(H) + W + 1);
-    const double least = detail::compute_masses(map, H, W, m, m + H, m + H + W);
     std::int64_t position = -1;
-    if (least < 0.0 || !(m[H + W] <= detail::largest_double)) {
+    if (smallest < 0.0 || !(total <= detail::largest_double)) {
       position = detail::first_bad_value(map, size);
     }
-    bad[n] = position >= 0 ? position : detail::sums_overflow(m + H, W, m[H + W]) ? -2 : -1;
+    bad[n] = position >= 0 ? position : detail::sums_overflow(m + H, W, total) ? -2 : -1;
     bad_value[n] = position >= 0 ? double(map[position]) : 0.0;
   }
 };
@@ -119,9 +171,13 @@ void compute_weights(const Space& space, SaliencyMap<S> saliency, int out_h, int
   const std::int64_t N = s.batch;
   auto masses = scratch_view<double, Space>("ssb::compute_weights masses",
                                             N * (std::int64_t(s.height) + s.width + 1));
+  auto least = scratch_view<double, Space>("ssb::compute_weights least", N * s.height);
   auto bad = scratch_view<std::int64_t, Space>("ssb::compute_weights checks", N);
   auto bad_value = scratch_view<double, Space>("ssb::compute_weights bad values", N);
-  launch(space, verb, N, MassesFunctor<S>{s, masses.data(), bad.data(), bad_value.data()});
+  launch(space, verb, N * s.height, RowMassFunctor<S>{s, masses.data(), least.data()});
+  launch(space, verb, N * s.width, ColumnMassFunctor<S>{s, masses.data()});
+  launch(space, verb, N,
+         ImageMassFunctor<S>{s, masses.data(), least.data(), bad.data(), bad_value.data()});
   space.fence();
   const auto bad_host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), bad);
   for (std::int64_t n = 0; n < N; ++n) {
@@ -265,13 +321,40 @@ void sampler_backward(const Space& space, const char* verb, const Weights<T>& w,
 
 // ---- compute_weights_backward ----------------------------------------------------------------
 
-template <class T, class DS>
-struct SaliencyGradFunctor {
+// Index 2n + axis (0: y, 1: x): detail::marginal_grad of that axis of image n into the
+// workspace's gradient scratch (dr, then dc), as detail::saliency_grad_image runs it; nothing for
+// a map that summed to 0.
+template <class T>
+struct MarginalGradFunctor {
   Weights<T> w;
   WeightsGrad<T> d_weights;
+  KOKKOS_INLINE_FUNCTION void operator()(const std::int64_t t) const {
+    const int n = int(t / 2), H = w.y.in_size, W = w.x.in_size;
+    const double total = w.total[n];
+    if (!(total > 0.0)) return;
+    double* dr = w.gradient_scratch + std::int64_t(n) * (H + 1 + W + 1);
+    if (t % 2 == 0) {
+      detail::marginal_grad(w.y.image(n), d_weights.y + std::int64_t(n) * d_weights.capacity_y,
+                            w.y.mass + std::int64_t(n) * H, total, dr);
+    } else {
+      detail::marginal_grad(w.x.image(n), d_weights.x + std::int64_t(n) * d_weights.capacity_x,
+                            w.x.mass + std::int64_t(n) * W, total, dr + H + 1);
+    }
+  }
+};
+
+// Pixel (n, h, w) (index (n * H + h) * W + w): d_saliency = dr[h] + dc[w], or 0 for a map that
+// summed to 0, as detail::saliency_grad_image writes it.
+template <class T, class DS>
+struct SaliencyPixelFunctor {
+  Weights<T> w;
   DS* d_saliency;
-  KOKKOS_INLINE_FUNCTION void operator()(const std::int64_t n) const {
-    detail::saliency_grad_image(w, d_weights, d_saliency, int(n));
+  KOKKOS_INLINE_FUNCTION void operator()(const std::int64_t e) const {
+    const int H = w.y.in_size, W = w.x.in_size;
+    const std::int64_t n = e / (std::int64_t(H) * W);
+    const int h = int(e / W % H), c = int(e % W);
+    const double* dr = w.gradient_scratch + n * (H + 1 + W + 1);
+    d_saliency[e] = w.total[n] > 0.0 ? DS(dr[h] + dr[H + 1 + c]) : DS(0);
   }
 };
 
@@ -325,8 +408,8 @@ void compute_weights_backward(const Space& space, SaliencyMap<S> saliency,
   static_assert(!std::is_const<DS>::value, "d_saliency is an output");
   const char* verb = "ssb::compute_weights_backward";
   detail::check_compute_weights_backward(verb, saliency, weights, d_weights, d_saliency);
-  launch(space, verb, weights.batch,
-         SaliencyGradFunctor<T, DS>{weights, d_weights, d_saliency.data});
+  launch(space, verb, 2 * std::int64_t(weights.batch), MarginalGradFunctor<T>{weights, d_weights});
+  launch(space, verb, d_saliency.size(), SaliencyPixelFunctor<T, DS>{weights, d_saliency.data});
   space.fence();
 }
 
