@@ -67,8 +67,7 @@
 namespace ssb {
 namespace detail {
 
-// --- the launcher
-// ---------------------------------------------------------------------------------
+// --- the launcher --------------------------------------------------------------------------------
 
 // The execution tag of the Kokkos launches: a space instance and the verb's kernel label.
 template <class Space>
@@ -191,11 +190,11 @@ void kokkos_compute_weights_backward(const Space& space, SaliencyMap<S> saliency
 
 }  // namespace detail
 
-// --- raw-pointer views on a concrete space
-// ------------------------------------------------------- ssb::sample(Kokkos::OpenMP{}, weights, x,
-// xr) with the core's FeatureMap/SaliencyMap/Weights views: the same verbs, labelled, on that
-// space (more specialised than the core's templates). On Kokkos::Cuda and HIP every pointer must
-// be memory of that device (nothing can check a raw pointer's space at compile time).
+// --- raw-pointer views on a concrete space -------------------------------------------------------
+// ssb::sample(Kokkos::OpenMP{}, weights, x, xr) with the core's FeatureMap/SaliencyMap/Weights
+// views: the same verbs, labelled, on that space (more specialised than the core's templates). On
+// Kokkos::Cuda and HIP every pointer must be memory of that device (nothing can check a raw
+// pointer's space at compile time).
 #define SSB_KOKKOS_POINTER_VERBS(SPACE)                                                           \
   template <class S, class T>                                                                     \
   void compute_weights(const SPACE& space, SaliencyMap<S> saliency, int out_h, int out_w,         \
@@ -250,8 +249,7 @@ SSB_KOKKOS_POINTER_VERBS(Kokkos::Experimental::HIP)
 #endif
 #undef SSB_KOKKOS_POINTER_VERBS
 
-// --- weights over Kokkos views
-// --------------------------------------------------------------------
+// --- weights over Kokkos views -------------------------------------------------------------------
 
 // Weights<T> over a rank-1 workspace View, which it keeps alive (reference counted).
 template <class T, class WorkspaceView>
@@ -451,8 +449,7 @@ KokkosWeightsGrad<T, GradView> weights_grad_view(const Weights<T>& weights,
   return {weights_grad_view(weights, values.data(), values.extent(0)), values};
 }
 
-// --- the six verbs over Kokkos views
-// --------------------------------------------------------------
+// --- the six verbs over Kokkos views -------------------------------------------------------------
 
 template <class Space, class SaliencyView, class T, class WorkspaceView,
           class = std::enable_if_t<Kokkos::is_view<SaliencyView>::value>>

@@ -33,9 +33,11 @@
 #pragma once
 
 #include <Kokkos_Core.hpp>
+#include <cstddef>
 #include <cstdint>
 #include <ssb/ssb.hpp>
 #include <string>
+#include <utility>
 
 namespace ssb {
 namespace kokkos_detail {
