@@ -21,9 +21,9 @@
 // there that touches fewer than SSB_KOKKOS_MIN_WORK elements (default 32768, the OpenMP backend's
 // threshold) runs on the calling thread instead when the space has more than one thread (same
 // bits, no fork and no kernel for Kokkos tools to see); define it to 0 before the include to
-// launch always. Every other space (Kokkos::Cuda, HIP, SYCL, OpenMPTarget: any whose memory the
-// host cannot read) runs the portable kernels of ssb/detail/kokkos_portable.hpp: one thread per
-// output element over the shared SSB_HOST_DEVICE bodies, no host scratch, results within
+// launch always. Every other space (any whose memory the host cannot read: Kokkos::Cuda, tested;
+// HIP, not compiled here) runs the portable kernels of ssb/detail/kokkos_portable.hpp: one thread
+// per output element over the shared SSB_HOST_DEVICE bodies, no host scratch, results within
 // rounding of ssb::serial's (the device compiler's contraction; see that file). Define
 // SSB_KOKKOS_PORTABLE_KERNELS to 1 before the include to run the portable kernels on host spaces
 // too (the tests do, so that this path runs in CI without a GPU). The raw-pointer overloads exist

@@ -1,5 +1,7 @@
 // ssbnet: the Kokkos backend's portable kernels, for execution spaces whose memory the host cannot
-// read (Cuda, HIP, SYCL, OpenMPTarget). Part of <ssb/kokkos.hpp>; include that, not this header.
+// read (Cuda, HIP; SYCL and OpenMPTarget would take them too, but the shared bodies are marked for
+// CUDA and HIP only: untested there). Part of <ssb/kokkos.hpp>; include that, not this header.
+// Run on Kokkos 3.4.01 + CUDA 11.8 (tests/device/kokkos_cuda.sh); HIP is not compiled here.
 //
 // Each verb is a few Kokkos::parallel_for launches of functors over a RangePolicy of the given
 // space instance, each labelled with its verb ("ssb::sample", ...). The functors call the shared
@@ -37,6 +39,7 @@
 #include <cstdint>
 #include <ssb/ssb.hpp>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 namespace ssb {
@@ -303,9 +306,10 @@ void sampler_backward(const Space& space, const char* verb, const Weights<T>& w,
   const detail::Direction direction =
       primal_on_input ? detail::Direction::inverse : detail::Direction::forward;
   if (wants.d_data) launch_gather(space, verb, w, upstream.map, d_primal.map, direction, scale);
+  Kokkos::View<T*, typename Space::memory_space> dots;  // freed after the fence below
   if (wants.d_weights) {
     const std::int64_t pairs = std::int64_t(w.batch) * w.y.capacity() * w.x.capacity();
-    auto dots = scratch_view<T, Space>("ssb::pair dots", pairs);
+    dots = scratch_view<T, Space>("ssb::pair dots", pairs);
     if (direction == detail::Direction::forward) {
       launch(
           space, verb, pairs,
