@@ -333,27 +333,38 @@ SSB_HOST_DEVICE inline double row_mass(const S* row, int width, double* col_mass
 // skipped there but makes T NaN), so that the caller can check the map without a second pass.
 // Fixed orders: c[w] and T add rows in order; r[h] as row_mass, so that the row sum is not one
 // chain of dependent adds.
+// The smallest of row_mass' least values and 0 (NaN is skipped, as there).
+SSB_HOST_DEVICE inline double smallest_of(const double (&least)[mass_lanes]) {
+  double smallest = 0.0;
+  for (int u = 0; u < mass_lanes; ++u) smallest = least[u] < smallest ? least[u] : smallest;
+  return smallest;
+}
+
+// The total T of a map from its row sums, added in order, and the uniform fallback of
+// compute_masses (every row and column mass 1 when T is not > 0). Returns T.
+SSB_HOST_DEVICE inline double finish_masses(double* row_mass, double* col_mass, int height,
+                                            int width) {
+  double sum = 0.0;
+  for (int h = 0; h < height; ++h) sum += row_mass[h];
+  if (!(sum > 0.0)) {
+    for (int h = 0; h < height; ++h) row_mass[h] = 1.0;
+    for (int w = 0; w < width; ++w) col_mass[w] = 1.0;
+  }
+  return sum;
+}
+
 template <class S>
 SSB_HOST_DEVICE inline double compute_masses(const S* saliency, int height, int width,
                                              double* row_mass_out, double* col_mass,
                                              double* total) {
   for (int w = 0; w < width; ++w) col_mass[w] = 0.0;
-  double sum = 0.0;
   double least[mass_lanes];
   for (int u = 0; u < mass_lanes; ++u) least[u] = 0.0;
   for (int h = 0; h < height; ++h) {
-    const double r = row_mass<true>(saliency + std::int64_t(h) * width, width, col_mass, least);
-    row_mass_out[h] = r;
-    sum += r;
+    row_mass_out[h] = row_mass<true>(saliency + std::int64_t(h) * width, width, col_mass, least);
   }
-  *total = sum;
-  if (!(sum > 0.0)) {
-    for (int h = 0; h < height; ++h) row_mass_out[h] = 1.0;
-    for (int w = 0; w < width; ++w) col_mass[w] = 1.0;
-  }
-  double smallest = 0.0;
-  for (int u = 0; u < mass_lanes; ++u) smallest = least[u] < smallest ? least[u] : smallest;
-  return smallest;
+  *total = finish_masses(row_mass_out, col_mass, height, width);
+  return smallest_of(least);
 }
 
 // The largest finite double (std::numeric_limits is host-only in device code).

@@ -125,25 +125,34 @@ struct SaliencyCheck {
   bool sum_overflows = false;
 };
 
+// The checks of a map (`size` values) from what compute_masses returned: its column masses, its
+// smallest value and its total. The first bad position is looked for only when something is off.
+template <class S>
+SSB_HOST_DEVICE inline SaliencyCheck saliency_findings(const S* map, std::int64_t size,
+                                                       const double* col_mass, int width,
+                                                       double smallest, double total) {
+  SaliencyCheck result;
+  if (smallest < 0.0 || !(total <= largest_double)) {
+    result.position = first_bad_value(map, size);
+    if (result.position >= 0) return result;
+  }
+  result.sum_overflows = sums_overflow(col_mass, width, total);
+  return result;
+}
+
 // `masses` receives H + W + 1 doubles: the row sums, column sums and total of compute_masses,
 // which compute_weights then copies into the workspace once every image has passed.
 template <class S>
 SaliencyCheck check_saliency_image(const SaliencyMap<S>& s, int n, double* masses) {
   const std::int64_t size = std::int64_t(s.height) * s.width;
   const S* map = s.data + std::int64_t(n) * size;
-  SaliencyCheck result;
   double* row_mass = masses;
   double* col_mass = masses + s.height;
   double* total = col_mass + s.width;
   // One pass sums and finds the smallest value (NaN compares false and is skipped there, but
-  // makes the total NaN); the first bad position is looked for only when something is off.
+  // makes the total NaN).
   const double least = compute_masses(map, s.height, s.width, row_mass, col_mass, total);
-  if (least < 0.0 || !(*total <= largest_double)) {
-    result.position = first_bad_value(map, size);
-    if (result.position >= 0) return result;
-  }
-  result.sum_overflows = sums_overflow(col_mass, s.width, *total);
-  return result;
+  return saliency_findings(map, size, col_mass, s.width, least, *total);
 }
 
 // The error of a map that failed check_saliency_image; `bad` is the value at check.position

@@ -80,10 +80,7 @@ struct RowMassFunctor {
     for (int u = 0; u < detail::mass_lanes; ++u) lanes[u] = 0.0;
     masses[n * (std::int64_t(H) + W + 1) + h] =
         detail::row_mass<false>(s.data + t * W, W, nullptr, lanes);
-    double smallest = 0.0;
-    for (int u = 0; u < detail::mass_lanes; ++u)
-      smallest = lanes[u] < smallest ? lanes[u] : smallest;
-    least[t] = smallest;
+    least[t] = detail::smallest_of(lanes);
   }
 };
 
@@ -102,10 +99,11 @@ struct ColumnMassFunctor {
   }
 };
 
-// Image n: the total (the row masses added in order) and the uniform fallback (every mass 1 for
-// a map that does not sum to > 0), then the checks: bad[n] = the offset of the first negative /
-// NaN / infinite value (-2 when only a sum overflows, -1 for a good map) and bad_value[n] the
-// value there.
+// Image n: the total and the uniform fallback (detail::finish_masses), then the checks of
+// check_saliency_image (detail::saliency_findings): bad[n] = the offset of the first negative /
+// NaN / infinite value (-2 when only a sum overflows, -1 for a good map; a view of
+// detail::SaliencyCheck would add a destruction kernel that Kokkos tools see unlabelled) and
+// bad_value[n] the value there.
 template <class S>
 struct ImageMassFunctor {
   SaliencyMap<const S> s;
@@ -116,24 +114,18 @@ struct ImageMassFunctor {
   KOKKOS_INLINE_FUNCTION void operator()(const std::int64_t n) const {
     const int H = s.height, W = s.width;
     double* m = masses + n * (std::int64_t(H) + W + 1);
-    double total = 0.0, smallest = 0.0;
+    double smallest = 0.0;
     for (int h = 0; h < H; ++h) {
-      total += m[h];
       const double l = least[n * H + h];
       smallest = l < smallest ? l : smallest;
     }
-    m[H + W] = total;
-    if (!(total > 0.0)) {
-      for (int j = 0; j < H + W; ++j) m[j] = 1.0;
-    }
+    const double total = m[H + W] = detail::finish_masses(m, m + H, H, W);
     const std::int64_t size = std::int64_t(H) * W;
     const S* map = s.data + n * size;
-    std::int64_t position = -1;
-    if (smallest < 0.0 || !(total <= detail::largest_double)) {
-      position = detail::first_bad_value(map, size);
-    }
-    bad[n] = position >= 0 ? position : detail::sums_overflow(m + H, W, total) ? -2 : -1;
-    bad_value[n] = position >= 0 ? double(map[position]) : 0.0;
+    const detail::SaliencyCheck check =
+        detail::saliency_findings(map, size, m + H, W, smallest, total);
+    bad[n] = check.position >= 0 ? check.position : check.sum_overflows ? -2 : -1;
+    bad_value[n] = check.position >= 0 ? double(map[check.position]) : 0.0;
   }
 };
 
@@ -187,11 +179,11 @@ void compute_weights(const Space& space, SaliencyMap<S> saliency, int out_h, int
   const auto bad_host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), bad);
   for (std::int64_t n = 0; n < N; ++n) {
     if (bad_host(n) == -1) continue;
-    const auto value = Kokkos::create_mirror_view_and_copy(
-        Kokkos::HostSpace(), Kokkos::subview(bad_value, std::make_pair(n, n + 1)));
     detail::SaliencyCheck check;
     check.position = bad_host(n) >= 0 ? bad_host(n) : -1;
     check.sum_overflows = bad_host(n) == -2;
+    const auto value = Kokkos::create_mirror_view_and_copy(
+        Kokkos::HostSpace(), Kokkos::subview(bad_value, std::make_pair(n, n + 1)));
     detail::fail_saliency_value(verb, s.width, int(n), check, value(0));
   }
   launch(space, verb, 2 * N, WalkFunctor<T>{weights, masses.data()});
