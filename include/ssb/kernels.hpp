@@ -112,6 +112,37 @@ SSB_HOST_DEVICE constexpr int dot_lanes() {
   return int(4 * vector_bytes / sizeof(T));
 }
 
+// The end of pair_dot (below): channels c .. count-1 into lanes 0, 1, ..., then the lanes added
+// as a halving tree.
+template <class T>
+SSB_HOST_DEVICE inline T finish_pair_dot(T* lane, const T* a, std::int64_t sa, const T* b,
+                                         std::int64_t sb, int c, int count) {
+  constexpr int lanes = dot_lanes<T>();
+  for (int u = 0; c < count; ++c, ++u) lane[u] += a[c * sa] * b[c * sb];
+  for (int width = lanes / 2; width > 0; width /= 2) {
+    for (int u = 0; u < width; ++u) lane[u] += lane[u + width];
+  }
+  return lane[0];
+}
+
+#if defined(SSB_VECTOR_EXTENSIONS)
+// finish_pair_dot's tree when no channels are left over, with the lanes still in the four
+// vectors acc0..acc3 (lanes 0..per-1, per..2per-1, ...): its first two levels add whole vectors,
+// (acc0 + acc2) + (acc1 + acc3), then the halving goes on inside one vector. The same additions
+// of the same pairs, so the same bits, in about a quarter of the scalar adds.
+template <class T, class V>
+inline T finish_pair_dot_vectors(const V& acc0, const V& acc1, const V& acc2, const V& acc3) {
+  constexpr int per = int(sizeof(V) / sizeof(T));
+  const V sum = (acc0 + acc2) + (acc1 + acc3);
+  T lane[per];
+  vec_store(lane, sum);
+  for (int width = per / 2; width > 0; width /= 2) {
+    for (int u = 0; u < width; ++u) lane[u] += lane[u + width];
+  }
+  return lane[0];
+}
+#endif
+
 // sum_{c < count} a[c * sa] * b[c * sb]: lane u sums the channels c = u (mod dot_lanes) in
 // ascending order, then the lanes are added as a halving tree. A fixed reassociation, so it
 // vectorises without -ffast-math and gives the same bits everywhere, contiguous or strided.
@@ -141,6 +172,7 @@ SSB_HOST_DEVICE inline T pair_dot(const T* a, std::int64_t sa, const T* b, std::
       vec_load(y, b + c + 3 * per);
       acc3 += x * y;
     }
+    if (c == count) return finish_pair_dot_vectors<T>(acc0, acc1, acc2, acc3);
     vec_store(lane, acc0);
     vec_store(lane + per, acc1);
     vec_store(lane + 2 * per, acc2);
@@ -153,12 +185,63 @@ SSB_HOST_DEVICE inline T pair_dot(const T* a, std::int64_t sa, const T* b, std::
       for (int u = 0; u < lanes; ++u) lane[u] += a[(c + u) * sa] * b[(c + u) * sb];
     }
   }
-  for (int u = 0; c < count; ++c, ++u) lane[u] += a[c * sa] * b[c * sb];
-  for (int width = lanes / 2; width > 0; width /= 2) {
-    for (int u = 0; u < width; ++u) lane[u] += lane[u + width];
-  }
-  return lane[0];
+  return finish_pair_dot(lane, a, sa, b, sb, c, count);
 }
+
+#if defined(SSB_VECTOR_EXTENSIONS)
+// Asks the caches for the `bytes` bytes from p, one request per 64-byte line. A hint: it never
+// faults and changes no result.
+inline void prefetch_bytes(const void* p, std::int64_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (std::int64_t o = 0; o < bytes; o += 64) __builtin_prefetch(c + o);
+}
+
+// Groups of pair dots that share their second operand, at most this many per call: M groups of
+// four accumulators plus the shared vector fit the register file (32 registers with AVX-512, 16
+// otherwise).
+constexpr int shared_dots_max = vector_bytes == 64 ? 4 : 2;
+
+// out[m] = pair_dot(a[m], 1, b, 1, count) for m < M, with the same lanes, order and tree (so
+// the same bits), loading each vector of b once for all M dots: M independent chains of fused
+// multiply-adds per vector of b, where one pair_dot after another waits on its own four.
+template <int M, class T>
+inline void pair_dots_shared(const T* const* a, const T* b, int count, T* const* out) {
+  typedef typename Vec<T>::type V;
+  constexpr int per = int(vector_bytes / sizeof(T));
+  constexpr int lanes = dot_lanes<T>();
+  V acc[M][4] = {};
+  int c = 0;
+  for (; c + lanes <= count; c += lanes) {
+    for (int j = 0; j < 4; ++j) {
+      V y, x;
+      vec_load(y, b + c + j * per);
+      for (int m = 0; m < M; ++m) {
+        vec_load(x, a[m] + c + j * per);
+        acc[m][j] += x * y;
+      }
+    }
+  }
+  for (int m = 0; m < M; ++m) {
+    if (c == count) {
+      *out[m] = finish_pair_dot_vectors<T>(acc[m][0], acc[m][1], acc[m][2], acc[m][3]);
+      continue;
+    }
+    T lane[lanes];
+    for (int j = 0; j < 4; ++j) vec_store(lane + j * per, acc[m][j]);
+    *out[m] = finish_pair_dot(lane, a[m], std::int64_t(1), b, std::int64_t(1), c, count);
+  }
+}
+
+// pair_dots_shared<m> for a run-time 0 < m <= M.
+template <int M, class T>
+inline void pair_dots_shared_upto(int m, const T* const* a, const T* b, int count, T* const* out) {
+  if (m == M) {
+    pair_dots_shared<M>(a, b, count, out);
+  } else if constexpr (M > 1) {
+    pair_dots_shared_upto<M - 1>(m, a, b, count, out);
+  }
+}
+#endif
 
 // One term of gather_element's sums: w * v for the first, else acc + w * v (which the compiler
 // may contract to a fused multiply-add). The GPU backends pass their own, with explicit rounding.
@@ -580,6 +663,35 @@ SSB_HOST_DEVICE inline void row_pair_dots(const AxisImage<T>& ay, const AxisImag
   for (int b = 0; b < dst_w; ++b) {
     const T* other = pair.other.data + pair.other.pixel_offset(n, a, b);
     const int kx0 = range_begin<D>(ax, b), kx1 = range_begin<D>(ax, b + 1);
+#if defined(SSB_VECTOR_EXTENSIONS)
+    if (contiguous) {
+      // The pairs of pixel (a, b) share `other`: up to shared_dots_max dots per pass over it.
+      if (D == Direction::inverse && b + 1 < dst_w) {
+        // The next pixel of `other`, the large map here (on the input grid), one pixel ahead:
+        // with the hardware's prefetch alone these loops waited on memory. A hint, so no result
+        // changes. (The forward direction's large map is src; prefetching its next pixels was
+        // measured no faster there.)
+        prefetch_bytes(other + pair.other.channels,
+                       std::int64_t(src.channels) * std::int64_t(sizeof(T)));
+      }
+      const T* in[shared_dots_max];
+      T* out[shared_dots_max];
+      int m = 0;
+      for (int k = ky0; k < ky1; ++k) {
+        const int sy = source_index<D>(ay, k);
+        for (int l = kx0; l < kx1; ++l) {
+          in[m] = src.data + src.pixel_offset(n, sy, source_index<D>(ax, l));
+          out[m] = pair.dots + std::int64_t(k) * pair.stride + l;
+          if (++m == shared_dots_max) {
+            pair_dots_shared<shared_dots_max>(in, other, src.channels, out);
+            m = 0;
+          }
+        }
+      }
+      if (m > 0) pair_dots_shared_upto<shared_dots_max - 1>(m, in, other, src.channels, out);
+      continue;
+    }
+#endif
     for (int k = ky0; k < ky1; ++k) {
       const int sy = source_index<D>(ay, k);
       for (int l = kx0; l < kx1; ++l) {
