@@ -671,10 +671,10 @@ SSB_HOST_DEVICE inline void row_pair_dots(const AxisImage<T>& ay, const AxisImag
       if (D == Direction::inverse && b + 1 < dst_w) {
         // The next pixel of `other`, the large map here (on the input grid), one pixel ahead:
         // with the hardware's prefetch alone these loops waited on memory (with this one, the
-        // d_weights pass of sample_backward took 0.55-0.81x the time on 512-channel maps, 0.9-1.1x
-        // on the others, 2 threads). A hint, so no result changes. The forward direction's large
-        // map is src; prefetching its next pixels there took 0.86-0.98x on 512-channel maps
-        // but 1.07-1.13x on 6x6 to 16x16 planes, so it is left out.
+        // d_weights pass of sample_backward took 0.55-0.81x the time on 512-channel maps,
+        // 0.77-1.13x on the others, 2 threads). A hint, so no result changes. The forward
+        // direction's large map is src; prefetching its next pixels there took 0.86-0.98x on
+        // 512-channel maps but 1.07-1.13x on 6x6 to 16x16 planes, so it is left out.
         prefetch_bytes(other + pair.other.channels,
                        std::int64_t(src.channels) * std::int64_t(sizeof(T)));
       }
