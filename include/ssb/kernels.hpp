@@ -143,51 +143,6 @@ inline T finish_pair_dot_vectors(const V& acc0, const V& acc1, const V& acc2, co
 }
 #endif
 
-// sum_{c < count} a[c * sa] * b[c * sb]: lane u sums the channels c = u (mod dot_lanes) in
-// ascending order, then the lanes are added as a halving tree. A fixed reassociation, so it
-// vectorises without -ffast-math and gives the same bits everywhere, contiguous or strided.
-template <class T>
-SSB_HOST_DEVICE inline T pair_dot(const T* a, std::int64_t sa, const T* b, std::int64_t sb,
-                                  int count) {
-  constexpr int lanes = dot_lanes<T>();
-  T lane[lanes];
-  int c = 0;
-#if defined(SSB_VECTOR_EXTENSIONS)
-  if (sa == 1 && sb == 1) {
-    // The same lanes as the loop below, as four named vectors the compiler keeps in registers.
-    typedef typename Vec<T>::type V;
-    constexpr int per = int(vector_bytes / sizeof(T));
-    V acc0 = {}, acc1 = {}, acc2 = {}, acc3 = {}, x, y;
-    for (; c + lanes <= count; c += lanes) {
-      vec_load(x, a + c);
-      vec_load(y, b + c);
-      acc0 += x * y;
-      vec_load(x, a + c + per);
-      vec_load(y, b + c + per);
-      acc1 += x * y;
-      vec_load(x, a + c + 2 * per);
-      vec_load(y, b + c + 2 * per);
-      acc2 += x * y;
-      vec_load(x, a + c + 3 * per);
-      vec_load(y, b + c + 3 * per);
-      acc3 += x * y;
-    }
-    if (c == count) return finish_pair_dot_vectors<T>(acc0, acc1, acc2, acc3);
-    vec_store(lane, acc0);
-    vec_store(lane + per, acc1);
-    vec_store(lane + 2 * per, acc2);
-    vec_store(lane + 3 * per, acc3);
-  } else
-#endif
-  {
-    for (int u = 0; u < lanes; ++u) lane[u] = T(0);
-    for (; c + lanes <= count; c += lanes) {
-      for (int u = 0; u < lanes; ++u) lane[u] += a[(c + u) * sa] * b[(c + u) * sb];
-    }
-  }
-  return finish_pair_dot(lane, a, sa, b, sb, c, count);
-}
-
 #if defined(SSB_VECTOR_EXTENSIONS)
 // Asks the caches for the `bytes` bytes from p, one request per 64-byte line. A hint: it never
 // faults and changes no result.
@@ -201,11 +156,12 @@ inline void prefetch_bytes(const void* p, std::int64_t bytes) {
 // otherwise).
 constexpr int shared_dots_max = vector_bytes == 64 ? 4 : 2;
 
-// out[m] = pair_dot(a[m], 1, b, 1, count) for m < M, with the same lanes, order and tree (so
-// the same bits), loading each vector of b once for all M dots, whose 4 M chains of fused
-// multiply-adds are independent. (On one cached 28x28x512 image, the d_weights pass took 0.73x
-// the time of one pair_dot after another with this and finish_pair_dot_vectors together; with
-// the vector tree alone 0.96x, with the shared loads alone about 1.05x.)
+// out[m] = pair_dot(a[m], 1, b, 1, count) for m < M (below: its contiguous case is M = 1), with
+// the same lanes, order and tree for every M (so the same bits), loading each vector of b once
+// for all M dots, whose 4 M chains of fused multiply-adds are independent. (On one cached 28x28x512
+// image, the d_weights pass took 0.73x the time of one pair_dot after another with this and
+// finish_pair_dot_vectors together; with the vector tree alone 0.96x, with the shared loads alone
+// about 1.05x.)
 template <int M, class T>
 inline void pair_dots_shared(const T* const* a, const T* b, int count, T* const* out) {
   typedef typename Vec<T>::type V;
@@ -244,6 +200,31 @@ inline void pair_dots_shared_upto(int m, const T* const* a, const T* b, int coun
   }
 }
 #endif
+
+// sum_{c < count} a[c * sa] * b[c * sb]: lane u sums the channels c = u (mod dot_lanes) in
+// ascending order, then the lanes are added as a halving tree. A fixed reassociation, so it
+// vectorises without -ffast-math and gives the same bits everywhere, contiguous or strided.
+template <class T>
+SSB_HOST_DEVICE inline T pair_dot(const T* a, std::int64_t sa, const T* b, std::int64_t sb,
+                                  int count) {
+  constexpr int lanes = dot_lanes<T>();
+#if defined(SSB_VECTOR_EXTENSIONS)
+  if (sa == 1 && sb == 1) {
+    // The same lanes as the loop below, in vector registers.
+    T result;
+    T* out = &result;
+    pair_dots_shared<1>(&a, b, count, &out);
+    return result;
+  }
+#endif
+  T lane[lanes];
+  for (int u = 0; u < lanes; ++u) lane[u] = T(0);
+  int c = 0;
+  for (; c + lanes <= count; c += lanes) {
+    for (int u = 0; u < lanes; ++u) lane[u] += a[(c + u) * sa] * b[(c + u) * sb];
+  }
+  return finish_pair_dot(lane, a, sa, b, sb, c, count);
+}
 
 // One term of gather_element's sums: w * v for the first, else acc + w * v (which the compiler
 // may contract to a fused multiply-add). The GPU backends pass their own, with explicit rounding.

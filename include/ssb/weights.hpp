@@ -327,12 +327,6 @@ SSB_HOST_DEVICE inline double row_mass(const S* row, int width, double* col_mass
   return lane[0];
 }
 
-// Eqs. 1-2 for one image, unnormalised: row sums r[h] and column sums c[w] of the saliency map
-// in double and the total T = sum r (sy = r / T, sx = c / T). A map that sums to 0 gets r = c = 1
-// (uniform weights) and T = 0, which marks the fallback. Returns the smallest value (NaN is
-// skipped there but makes T NaN), so that the caller can check the map without a second pass.
-// Fixed orders: c[w] and T add rows in order; r[h] as row_mass, so that the row sum is not one
-// chain of dependent adds.
 // The smallest of row_mass' least values and 0 (NaN is skipped, as there).
 SSB_HOST_DEVICE inline double smallest_of(const double (&least)[mass_lanes]) {
   double smallest = 0.0;
@@ -353,6 +347,12 @@ SSB_HOST_DEVICE inline double finish_masses(double* row_mass, double* col_mass, 
   return sum;
 }
 
+// Eqs. 1-2 for one image, unnormalised: row sums r[h] and column sums c[w] of the saliency map
+// in double and the total T = sum r (sy = r / T, sx = c / T). A map that sums to 0 gets r = c = 1
+// (uniform weights) and T = 0, which marks the fallback. Returns the smallest value (NaN is
+// skipped there but makes T NaN), so that the caller can check the map without a second pass.
+// Fixed orders: c[w] and T add rows in order; r[h] as row_mass, so that the row sum is not one
+// chain of dependent adds.
 template <class S>
 SSB_HOST_DEVICE inline double compute_masses(const S* saliency, int height, int width,
                                              double* row_mass_out, double* col_mass,
