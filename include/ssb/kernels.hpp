@@ -16,12 +16,15 @@
 // Pair dots (backward.hpp): every pair (k, l) of a y and an x segment belongs to exactly one
 // destination pixel (a, b) and one source pixel. With `other` a map on the destination grid,
 //     dots[k * stride + l] = sum_c src[source pixel of (k, l), c] * other[a, b, c]
-// is D(k, l) of backward.hpp for both backward verbs.
+// is D(k, l) of backward.hpp for both backward verbs (row_pair_dots below, with the dot products
+// of pair_dot.hpp).
 #pragma once
 
 #include <cstdint>
 
+#include "pair_dot.hpp"
 #include "types.hpp"
+#include "vector.hpp"
 #include "weights.hpp"
 
 namespace ssb {
@@ -58,172 +61,11 @@ struct PairDots {
 // Planes per channels-last tile of planar.hpp.
 constexpr int channel_block = 32;
 
-// Bytes of the widest vector register the target has (AVX-512, AVX, else SSE/NEON-sized). The
-// register blocks below are sized in these units, so that the vector types map to registers.
-#if defined(__AVX512F__)
-constexpr int vector_bytes = 64;
-#elif defined(__AVX__)
-constexpr int vector_bytes = 32;
-#else
-constexpr int vector_bytes = 16;
-#endif
-
 // Channels of one destination pixel summed at once in registers by gather_pixel_block: two
 // vector registers per partial sum (more spills them to the stack).
 template <class T>
 SSB_HOST_DEVICE constexpr int pixel_block() {
   return int(2 * vector_bytes / sizeof(T));
-}
-
-#if defined(__GNUC__) && !defined(__CUDA_ARCH__) && !defined(__HIP_DEVICE_COMPILE__)
-#define SSB_VECTOR_EXTENSIONS 1
-// One vector register of T as a GCC/Clang vector; load and store go through memcpy, which
-// compiles to unaligned vector moves. Element-wise IEEE arithmetic, so it gives the bits of the
-// scalar loops; it only keeps the compiler from vectorising the wrong loop (gathers across the
-// segments instead of contiguous channels).
-typedef float vec_float __attribute__((vector_size(vector_bytes)));
-typedef double vec_double __attribute__((vector_size(vector_bytes)));
-template <class T>
-struct Vec;
-template <>
-struct Vec<float> {
-  using type = vec_float;
-};
-template <>
-struct Vec<double> {
-  using type = vec_double;
-};
-template <class V, class T>
-inline void vec_load(V& v, const T* p) {
-  __builtin_memcpy(&v, p, sizeof v);
-}
-template <class T, class V>
-inline void vec_store(T* p, const V& v) {
-  __builtin_memcpy(p, &v, sizeof v);
-}
-#endif
-
-// Lanes of the partial sums of pair_dot: four vector registers, so that four independent chains
-// of fused multiply-adds keep the FMA units busy. (So the bits of the weight gradients depend on
-// the target's vector width, as they do on its FMA contraction; they do not depend on anything
-// else.)
-template <class T>
-SSB_HOST_DEVICE constexpr int dot_lanes() {
-  return int(4 * vector_bytes / sizeof(T));
-}
-
-// The end of pair_dot (below): channels c .. count-1 into lanes 0, 1, ..., then the lanes added
-// as a halving tree.
-template <class T>
-SSB_HOST_DEVICE inline T finish_pair_dot(T* lane, const T* a, std::int64_t sa, const T* b,
-                                         std::int64_t sb, int c, int count) {
-  constexpr int lanes = dot_lanes<T>();
-  for (int u = 0; c < count; ++c, ++u) lane[u] += a[c * sa] * b[c * sb];
-  for (int width = lanes / 2; width > 0; width /= 2) {
-    for (int u = 0; u < width; ++u) lane[u] += lane[u + width];
-  }
-  return lane[0];
-}
-
-#if defined(SSB_VECTOR_EXTENSIONS)
-// finish_pair_dot's tree when no channels are left over, with the lanes still in the four
-// vectors acc0..acc3 (lanes 0..per-1, per..2per-1, ...): its first two levels add whole vectors,
-// (acc0 + acc2) + (acc1 + acc3), then the halving goes on inside one vector. The same additions
-// of the same pairs, so the same bits, in about a quarter of the scalar adds.
-template <class T, class V>
-inline T finish_pair_dot_vectors(const V& acc0, const V& acc1, const V& acc2, const V& acc3) {
-  constexpr int per = int(sizeof(V) / sizeof(T));
-  const V sum = (acc0 + acc2) + (acc1 + acc3);
-  T lane[per];
-  vec_store(lane, sum);
-  for (int width = per / 2; width > 0; width /= 2) {
-    for (int u = 0; u < width; ++u) lane[u] += lane[u + width];
-  }
-  return lane[0];
-}
-#endif
-
-#if defined(SSB_VECTOR_EXTENSIONS)
-// Asks the caches for the `bytes` bytes from p, one request per 64-byte line. A hint: it never
-// faults and changes no result.
-inline void prefetch_bytes(const void* p, std::int64_t bytes) {
-  const char* c = static_cast<const char*>(p);
-  for (std::int64_t o = 0; o < bytes; o += 64) __builtin_prefetch(c + o);
-}
-
-// Groups of pair dots that share their second operand, at most this many per call: M groups of
-// four accumulators plus the shared vector fit the register file (32 registers with AVX-512, 16
-// otherwise).
-constexpr int shared_dots_max = vector_bytes == 64 ? 4 : 2;
-
-// out[m] = pair_dot(a[m], 1, b, 1, count) for m < M (below: its contiguous case is M = 1), with
-// the same lanes, order and tree for every M (so the same bits), loading each vector of b once
-// for all M dots, whose 4 M chains of fused multiply-adds are independent. (On one cached 28x28x512
-// image, the d_weights pass took 0.73x the time of one pair_dot after another with this and
-// finish_pair_dot_vectors together; with the vector tree alone 0.96x, with the shared loads alone
-// about 1.05x.)
-template <int M, class T>
-inline void pair_dots_shared(const T* const* a, const T* b, int count, T* const* out) {
-  typedef typename Vec<T>::type V;
-  constexpr int per = int(vector_bytes / sizeof(T));
-  constexpr int lanes = dot_lanes<T>();
-  V acc[M][4] = {};
-  int c = 0;
-  for (; c + lanes <= count; c += lanes) {
-    for (int j = 0; j < 4; ++j) {
-      V y, x;
-      vec_load(y, b + c + j * per);
-      for (int m = 0; m < M; ++m) {
-        vec_load(x, a[m] + c + j * per);
-        acc[m][j] += x * y;
-      }
-    }
-  }
-  for (int m = 0; m < M; ++m) {
-    if (c == count) {
-      *out[m] = finish_pair_dot_vectors<T>(acc[m][0], acc[m][1], acc[m][2], acc[m][3]);
-      continue;
-    }
-    T lane[lanes];
-    for (int j = 0; j < 4; ++j) vec_store(lane + j * per, acc[m][j]);
-    *out[m] = finish_pair_dot(lane, a[m], std::int64_t(1), b, std::int64_t(1), c, count);
-  }
-}
-
-// pair_dots_shared<m> for a run-time 0 < m <= M.
-template <int M, class T>
-inline void pair_dots_shared_upto(int m, const T* const* a, const T* b, int count, T* const* out) {
-  if (m == M) {
-    pair_dots_shared<M>(a, b, count, out);
-  } else if constexpr (M > 1) {
-    pair_dots_shared_upto<M - 1>(m, a, b, count, out);
-  }
-}
-#endif
-
-// sum_{c < count} a[c * sa] * b[c * sb]: lane u sums the channels c = u (mod dot_lanes) in
-// ascending order, then the lanes are added as a halving tree. A fixed reassociation, so it
-// vectorises without -ffast-math and gives the same bits everywhere, contiguous or strided.
-template <class T>
-SSB_HOST_DEVICE inline T pair_dot(const T* a, std::int64_t sa, const T* b, std::int64_t sb,
-                                  int count) {
-  constexpr int lanes = dot_lanes<T>();
-#if defined(SSB_VECTOR_EXTENSIONS)
-  if (sa == 1 && sb == 1) {
-    // The same lanes as the loop below, in vector registers.
-    T result;
-    T* out = &result;
-    pair_dots_shared<1>(&a, b, count, &out);
-    return result;
-  }
-#endif
-  T lane[lanes];
-  for (int u = 0; u < lanes; ++u) lane[u] = T(0);
-  int c = 0;
-  for (; c + lanes <= count; c += lanes) {
-    for (int u = 0; u < lanes; ++u) lane[u] += a[(c + u) * sa] * b[(c + u) * sb];
-  }
-  return finish_pair_dot(lane, a, sa, b, sb, c, count);
 }
 
 // One term of gather_element's sums: w * v for the first, else acc + w * v (which the compiler
