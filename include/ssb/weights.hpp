@@ -321,10 +321,10 @@ SSB_HOST_DEVICE inline double row_mass(const S* row, int width, double* col_mass
       least[u] = v < least[u] ? v : least[u];
     }
   }
-  for (int half = mass_lanes / 2; half > 0; half /= 2) {
-    for (int u = 0; u < half; ++u) lane[u] += lane[u + half];
-  }
-  return lane[0];
+  static_assert(mass_lanes == 8, "the tree below adds eight lanes");
+  const double a0 = lane[0] + lane[4], a1 = lane[1] + lane[5];
+  const double a2 = lane[2] + lane[6], a3 = lane[3] + lane[7];
+  return (a0 + a2) + (a1 + a3);
 }
 
 // The smallest of row_mass' least values and 0 (NaN is skipped, as there).
