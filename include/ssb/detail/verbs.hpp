@@ -45,6 +45,17 @@ constexpr void require_scalar() {
   static_assert(std::is_floating_point<T>::value, "ssbnet supports float and double");
 }
 
+// The work estimates of the weights' launches, in the unit of the gathers' (elements): on the
+// 2-core AVX-512 bench machine, one thread, a gathered element took about 0.07 ns, while
+// compute_weights and compute_weights_backward took about 5 ns per row and column of a map
+// (divisions, sums in order; 5x5 to 32x32 maps) besides its values. Counting a row or column
+// as 64 elements and a breakpoint of the segment walk as 32 makes these launches fork from 8x8
+// or 10x10 maps of 32 images on: there it took them to 0.6-0.8x their time on one thread (same-run
+// A/B, openmp2, 10x10 to 28x28), while forking for the two images of the COCO shapes was up to
+// 1.35x slower, and they stay serial.
+constexpr std::int64_t row_work = 64;
+constexpr std::int64_t breakpoint_work = 32;
+
 // The work estimate of a launch over maps: the elements of all of them.
 template <class... Maps>
 std::int64_t launch_work(const Maps&... maps) {
@@ -293,7 +304,7 @@ void compute_weights(const Exec& exec, SaliencyMap<S> saliency, int out_h, int o
         checks[std::size_t(n)] =
             detail::check_saliency_image(s, int(n), masses.data() + std::size_t(n) * per_image);
       },
-      std::int64_t(s.size()));
+      s.size() + std::int64_t(s.batch) * (H + W) * detail::row_work);
   for (int n = 0; n < s.batch; ++n) {
     const auto& c = checks[std::size_t(n)];
     if (c.position >= 0 || c.sum_overflows) detail::fail_saliency(verb, s, n, c);
@@ -314,7 +325,7 @@ void compute_weights(const Exec& exec, SaliencyMap<S> saliency, int out_h, int o
               a->out_begin + n * (a->out_size + 1), a->in_begin + n * (a->in_size + 1));
         }
       },
-      std::int64_t(s.batch) * (H + W + out_h + out_w) * 16);  // a few dozen operations a segment
+      std::int64_t(s.batch) * (H + W + out_h + out_w) * detail::breakpoint_work);
 }
 
 // Eq. 8: xr (N x Hr x Wr x C) = Hr*Wr * Gy X Gx^T, per image and channel. Any layouts.
@@ -385,7 +396,8 @@ void compute_weights_backward(const Exec& exec, SaliencyMap<S> saliency, const W
       [&](std::int64_t n) {
         detail::saliency_grad_image(weights, d_weights, d_saliency.data, int(n));
       },
-      std::int64_t(saliency.size()));
+      saliency.size() +
+          std::int64_t(saliency.batch) * (saliency.height + saliency.width) * detail::row_work);
 }
 
 }  // namespace ssb
