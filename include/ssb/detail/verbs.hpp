@@ -50,9 +50,10 @@ constexpr void require_scalar() {
 // compute_weights and compute_weights_backward took about 5 ns per row and column of a map
 // (divisions, sums in order; 5x5 to 32x32 maps) besides its values. Counting a row or column
 // as 64 elements and a breakpoint of the segment walk as 32 makes these launches fork from 8x8
-// or 10x10 maps of 32 images on: there it took them to 0.6-0.8x their time on one thread (same-run
-// A/B, openmp2, 10x10 to 28x28), while forking for the two images of the COCO shapes was up to
-// 1.35x slower, and they stay serial.
+// or 10x10 maps of 32 images on: there it took them to 0.6-0.86x their time on one thread
+// (same-run A/B, openmp2, 10x10 to 28x28; compute_weights on 8x8 maps, whose first launch alone
+// forks, 1.05-1.07x), while forking for the two images of the COCO shapes was up to 1.35x slower,
+// and they stay serial.
 constexpr std::int64_t row_work = 64;
 constexpr std::int64_t breakpoint_work = 32;
 
