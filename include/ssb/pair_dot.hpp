@@ -1,6 +1,6 @@
 // ssbnet: the pair dot products of the weight gradients (kernels.hpp, "Pair dots"; backward.hpp):
-// sums over the channels with a fixed reassociation into lanes, so that they vectorise without
-// -ffast-math and give the same bits contiguous or strided, on every host and device body.
+// sums over the channels with a fixed reassociation into lanes (dot_lanes), so that they vectorise
+// without -ffast-math and give the same bits contiguous or strided for a given vector width.
 #pragma once
 
 #include <cstdint>
