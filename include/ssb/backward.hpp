@@ -106,11 +106,18 @@ SSB_HOST_DEVICE inline double marginal_suffix(const AxisImage<T>& a, const T* d_
 SSB_HOST_DEVICE inline double marginal_finish(double dsy, double weighted, double total) {
   return (dsy - weighted) / total;
 }
+// marginal_suffix with sy[h] = mass[h] / total.
+template <class T>
+SSB_HOST_DEVICE inline double marginal_suffix_of_mass(const AxisImage<T>& a, const T* d_weight,
+                                                      const double* mass, double total,
+                                                      double* scratch) {
+  return marginal_suffix(
+      a, d_weight, [&](int h) { return mass[h] / total; }, scratch);
+}
 template <class T>
 SSB_HOST_DEVICE inline void marginal_grad(const AxisImage<T>& a, const T* d_weight,
                                           const double* mass, double total, double* scratch) {
-  const double weighted = marginal_suffix(
-      a, d_weight, [&](int h) { return mass[h] / total; }, scratch);
+  const double weighted = marginal_suffix_of_mass(a, d_weight, mass, total, scratch);
   for (int h = 0; h < a.in_size; ++h) scratch[h] = marginal_finish(scratch[h], weighted, total);
 }
 
@@ -134,14 +141,12 @@ SSB_HOST_DEVICE inline void saliency_grad_image(const Weights<T>& weights,
   // forwarded from the suffix sums' scalar stores, a stall that was a quarter of this function's
   // time on 5x5 maps). The finish of y is done row by row below. The same operations, so the
   // same bits.
-  const double* mass_y = weights.y.mass + std::int64_t(n) * height;
-  const double* mass_x = weights.x.mass + std::int64_t(n) * width;
-  const double weighted_x = marginal_suffix(
+  const double weighted_x = marginal_suffix_of_mass(
       weights.x.image(n), d_weights.x + std::int64_t(n) * d_weights.capacity_x,
-      [&](int w) { return mass_x[w] / total; }, dc);
-  const double weighted_y = marginal_suffix(
+      weights.x.mass + std::int64_t(n) * width, total, dc);
+  const double weighted_y = marginal_suffix_of_mass(
       weights.y.image(n), d_weights.y + std::int64_t(n) * d_weights.capacity_y,
-      [&](int h) { return mass_y[h] / total; }, dr);
+      weights.y.mass + std::int64_t(n) * height, total, dr);
   for (int w = 0; w < width; ++w) dc[w] = marginal_finish(dc[w], weighted_x, total);
   for (int h = 0; h < height; ++h) {
     const double dr_h = marginal_finish(dr[h], weighted_y, total);
