@@ -281,6 +281,55 @@ TEST_CASE("SSB block: with the saliency BN scale at 0 it equals the uniform-samp
   CHECK(std::abs(ga[2].item<double>()) > 1e-6);
 }
 
+TEST_CASE(
+    "SSB block: the inference saliency (BN folded into the filter) equals conv, BN, sigmoid") {
+  torch::manual_seed(8);
+  ssb_torch::BottleneckOptions o;
+  o.in_channels = 37;  // two blocks of 16 lanes and a remainder of 5
+  o.mid_channels = 1;  // an identity shortcut: in_channels == mid_channels * expansion
+  o.expansion = 37;
+  o.sample_size = 4;
+  for (const auto dtype : {torch::kFloat, torch::kDouble}) {
+    CAPTURE(dtype);
+    ssb_torch::Bottleneck block(o);
+    block->to(dtype);
+    {
+      torch::NoGradGuard no_grad;
+      block->saliency_bn->weight.fill_(1.7);
+      block->saliency_bn->bias.fill_(-0.4);
+      block->saliency_bn->running_mean.fill_(0.3);
+      block->saliency_bn->running_var.fill_(2.5);
+    }
+    block->eval();
+    const at::Tensor x = torch::randn({3, 37, 9, 7}, torch::TensorOptions().dtype(dtype))
+                             .contiguous(at::MemoryFormat::ChannelsLast);
+    const at::Tensor reference = torch::sigmoid(
+        block->saliency_bn(block->saliency_conv(x)));  // the module path, as in training
+    const at::Tensor folded = ssb_torch::detail::folded_saliency(
+        x.detach(), block->saliency_conv->weight.detach(), *block->saliency_bn);
+    CHECK(folded.sizes() == reference.sizes());
+    const double tol = dtype == torch::kFloat ? 1e-6 : 1e-14;
+    const double difference = (folded - reference).abs().max().item<double>();
+    MESSAGE("largest difference: ", difference);
+    CHECK(difference <= tol);
+    CHECK(reference.std().item<double>() > 0.05);  // a map that varies, not a constant
+    {
+      // Inference takes the folded path...
+      torch::NoGradGuard no_grad;
+      CHECK(block->saliency(x).equal(folded));
+    }
+    // ... and with autograd on, or in training mode, saliency() keeps the module path.
+    CHECK(block->saliency(x).equal(reference));
+    block->train();
+    {
+      torch::NoGradGuard no_grad;
+      const at::Tensor batch_stats =
+          torch::sigmoid(block->saliency_bn(block->saliency_conv(x)));  // BN on batch statistics
+      CHECK(block->saliency(x).allclose(batch_stats));
+    }
+  }
+}
+
 TEST_CASE("SSB-ResNet 28x28: 50 SGD steps on a fixed batch lower the loss") {
   torch::manual_seed(7);
   ssb_torch::SSBResNet net = ssb_torch::ssb_resnet_28(Sampling::adaptive, 2);
