@@ -130,6 +130,7 @@ inline void sampler_macs(Shape in, int64_t out_h, int64_t out_w, Cost& cost) {
 // sigmoid.
 inline at::Tensor folded_saliency(const at::Tensor& x, const at::Tensor& filter,
                                   const torch::nn::BatchNorm2dImpl& bn) {
+  torch::NoGradGuard no_grad;  // the result is not differentiable: it is for inference only
   const int64_t channels = x.size(1), pixels = x.size(0) * x.size(2) * x.size(3);
   TORCH_CHECK(filter.numel() == channels, "ssb_torch: the saliency filter has ", filter.numel(),
               " weights for ", channels, " channels");

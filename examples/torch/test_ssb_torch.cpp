@@ -305,8 +305,9 @@ TEST_CASE(
                              .contiguous(at::MemoryFormat::ChannelsLast);
     const at::Tensor reference = torch::sigmoid(
         block->saliency_bn(block->saliency_conv(x)));  // the module path, as in training
-    const at::Tensor folded = ssb_torch::detail::folded_saliency(
-        x.detach(), block->saliency_conv->weight.detach(), *block->saliency_bn);
+    const at::Tensor folded =
+        ssb_torch::detail::folded_saliency(x, block->saliency_conv->weight, *block->saliency_bn);
+    CHECK(!folded.requires_grad());
     CHECK(folded.sizes() == reference.sizes());
     const double tol = dtype == torch::kFloat ? 1e-6 : 1e-14;
     const double difference = (folded - reference).abs().max().item<double>();
