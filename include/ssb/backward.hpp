@@ -75,24 +75,21 @@ SSB_HOST_DEVICE inline double marginal_suffix(const AxisImage<T>& a, const T* d_
   // from the segments of input row j - 1 (ends) and then of row j (starts), and in_index does
   // not decrease, so two running sums see them in k order from 0: the sums of the scatter
   // dCS[j_k + 1] += dw_k, dCS[j_k] -= dw_k over k, bit for bit.
-  int j = 0;           // the input row of the segments being read
-  double at_j = 0.0;   // dCS[j] so far
-  double after = 0.0;  // dCS[j + 1] so far
+  int j = 0;                   // the input row of the segments being read
+  double at_j = 0.0;           // dCS[j] so far
+  double after = 0.0;          // dCS[j + 1] so far
+  const auto next_row = [&] {  // dCS[j] is complete: write it and move on to row j + 1
+    scratch[j++] = at_j;
+    at_j = after;
+    after = 0.0;
+  };
   for (int k = 0; k < count; ++k) {
-    for (; j < a.in_index[k]; ++j) {
-      scratch[j] = at_j;
-      at_j = after;
-      after = 0.0;
-    }
+    while (j < a.in_index[k]) next_row();
     const double dw = double(d_weight[k]);
     if (a.flags[k] & end_is_saliency) after += dw;
     if (a.flags[k] & start_is_saliency) at_j -= dw;
   }
-  for (; j <= in; ++j) {
-    scratch[j] = at_j;
-    at_j = after;
-    after = 0.0;
-  }
+  while (j <= in) next_row();
   double suffix = 0.0;  // sum_{j = h+1 .. in-1} dCS[j]
   double weighted = 0.0;
   for (int h = in - 1; h >= 0; --h) {

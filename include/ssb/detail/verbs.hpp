@@ -57,6 +57,13 @@ constexpr void require_scalar() {
 constexpr std::int64_t row_work = 64;
 constexpr std::int64_t breakpoint_work = 32;
 
+// The work estimate of a launch with one task per saliency map: its values, and row_work for
+// each of its rows and columns.
+template <class S>
+std::int64_t saliency_work(const SaliencyMap<S>& s) {
+  return s.size() + std::int64_t(s.batch) * (s.height + s.width) * row_work;
+}
+
 // The work estimate of a launch over maps: the elements of all of them.
 template <class... Maps>
 std::int64_t launch_work(const Maps&... maps) {
@@ -305,7 +312,7 @@ void compute_weights(const Exec& exec, SaliencyMap<S> saliency, int out_h, int o
         checks[std::size_t(n)] =
             detail::check_saliency_image(s, int(n), masses.data() + std::size_t(n) * per_image);
       },
-      s.size() + std::int64_t(s.batch) * (H + W) * detail::row_work);
+      detail::saliency_work(s));
   for (int n = 0; n < s.batch; ++n) {
     const auto& c = checks[std::size_t(n)];
     if (c.position >= 0 || c.sum_overflows) detail::fail_saliency(verb, s, n, c);
@@ -397,8 +404,7 @@ void compute_weights_backward(const Exec& exec, SaliencyMap<S> saliency, const W
       [&](std::int64_t n) {
         detail::saliency_grad_image(weights, d_weights, d_saliency.data, int(n));
       },
-      saliency.size() +
-          std::int64_t(saliency.batch) * (saliency.height + saliency.width) * detail::row_work);
+      detail::saliency_work(saliency));
 }
 
 }  // namespace ssb
