@@ -207,3 +207,95 @@ TEST_CASE_TEMPLATE("an all-zero map falls back to uniform weights", Exec, SSB_TE
   CHECK(test::bitwise_equal(ssb::dense::to_dense(wz).gy, ssb::dense::to_dense(wo).gy));
   CHECK(test::bitwise_equal(ssb::dense::to_dense(wz).gx, ssb::dense::to_dense(wo).gx));
 }
+
+// The row-by-row forms of the GPU kernels against the serial ones, byte for byte: the walk's
+// merge (detail::merge_row, merge_row_segments, merge_out_begin) against detail::segment_walk,
+// and the saliency gradient's dCS rows (detail::marginal_dcs, then marginal_suffix_chain)
+// against detail::marginal_suffix. Masses with zero rows (inside and trailing), ties
+// of CS with CU (integer masses, sizes with common factors), the uniform fallback, and totals a
+// few ulps below the prefix sum (CS rounds above 1 before CS[in], as on the x axis).
+TEST_CASE("the row-by-row segment merge and dCS rows equal the serial forms, byte for byte") {
+  std::mt19937 rng(5);
+  int problems = 0;
+  for (int trial = 0; trial < 4000; ++trial) {
+    const int in = 1 + int(rng() % 40), out = 1 + int(rng() % 40);
+    std::vector<double> mass(static_cast<std::size_t>(in));
+    const int kind = int(rng() % 4);
+    for (auto& m : mass) {
+      const int r = int(rng() % 6);
+      if (kind == 0)
+        m = 1.0;  // the uniform fallback's masses
+      else if (r == 0)
+        m = 0.0;
+      else if (kind == 1)
+        m = double(rng() % 4);
+      else
+        m = std::uniform_real_distribution<double>(0.0, 2.0)(rng);
+    }
+    if (rng() % 5 == 0) {
+      for (int h = in - 1 - int(rng() % 3); h < in; ++h) mass[std::size_t(std::max(h, 0))] = 0.0;
+    }
+    if (std::all_of(mass.begin(), mass.end(), [](double m) { return m == 0.0; })) mass[0] = 1.0;
+    double sum = 0.0;
+    for (double m : mass) sum += m;
+    double total = sum;
+    if (kind == 3) total = std::nextafter(std::nextafter(sum, 0.0), 0.0);
+    const std::size_t cap = std::size_t(in) + std::size_t(out) - 1;
+    std::vector<float> w1(cap), w2(cap);
+    std::vector<std::int32_t> o1(cap), o2(cap), i1(cap), i2(cap), ob1(std::size_t(out) + 1),
+        ob2(std::size_t(out) + 1), ib1(std::size_t(in) + 1), ib2(std::size_t(in) + 1);
+    std::vector<std::uint8_t> f1(cap), f2(cap);
+    ssb::detail::segment_walk(mass.data(), total, in, out, w1.data(), o1.data(), i1.data(),
+                              f1.data(), ob1.data(), ib1.data());
+    // The GPU walk's breakpoints: prefix sums in order, each divided once.
+    std::vector<double> cs(std::size_t(in) + 1, 0.0);
+    double prefix = 0.0;
+    for (int j = 0; j < in; ++j) {
+      prefix += mass[std::size_t(j)];
+      cs[std::size_t(j) + 1] = ssb::detail::breakpoint_after(prefix, total, j, in);
+    }
+    const auto cs_of = [&](int j) { return cs[std::size_t(j)]; };
+    const auto cu_of = [&](int i) { return ssb::detail::output_breakpoint(i, out); };
+    int k = 0;
+    for (int j = 0; j < in; ++j) {  // rows in reverse would do as well: each writes its own
+      const ssb::detail::MergeRow row = ssb::detail::merge_row(cs_of, cu_of, out, j);
+      ib2[std::size_t(j)] = k;
+      ssb::detail::merge_row_segments(cs_of, cu_of, j, row, k, w2.data(), o2.data(), i2.data(),
+                                      f2.data());
+      k += row.count();
+    }
+    ib2[std::size_t(in)] = k;
+    for (int s = k; s >= 0; --s) ssb::detail::merge_out_begin(o2.data(), k, out, s, ob2.data());
+    CAPTURE(in);
+    CAPTURE(out);
+    CAPTURE(kind);
+    REQUIRE(k == ib1[std::size_t(in)]);
+    const auto same = [](const auto& a, const auto& b, std::size_t n) {
+      return std::memcmp(a.data(), b.data(), n * sizeof(a[0])) == 0;
+    };
+    CHECK(same(w1, w2, std::size_t(k)));
+    CHECK(same(o1, o2, std::size_t(k)));
+    CHECK(same(i1, i2, std::size_t(k)));
+    CHECK(same(f1, f2, std::size_t(k)));
+    CHECK(same(ob1, ob2, ob1.size()));
+    CHECK(same(ib1, ib2, ib1.size()));
+    // The saliency gradient of these segments: marginal_suffix against marginal_dcs row by row
+    // and then marginal_suffix_chain, with random segment gradients (some exactly 0).
+    const ssb::AxisImage<float> a{w1.data(),  o1.data(),  i1.data(), f1.data(),
+                                  ob1.data(), ib1.data(), in,        out};
+    std::vector<float> d_weight(std::size_t(k) + 1);
+    for (auto& d : d_weight) {
+      d = rng() % 7 == 0 ? 0.0f : std::uniform_real_distribution<float>(-1.0f, 1.0f)(rng);
+    }
+    const auto sy = [&](int h) { return mass[std::size_t(h)] / total; };
+    std::vector<double> serial(std::size_t(in) + 1, -1.0), rows(std::size_t(in) + 1, -2.0);
+    const double weighted = ssb::detail::marginal_suffix(a, d_weight.data(), sy, serial.data());
+    for (int j = in; j >= 0; --j)
+      rows[std::size_t(j)] = ssb::detail::marginal_dcs(a, d_weight.data(), j);
+    const double chained = ssb::detail::marginal_suffix_chain(in, sy, rows.data());
+    CHECK(same(serial, rows, serial.size()));
+    CHECK(std::memcmp(&weighted, &chained, sizeof(double)) == 0);
+    ++problems;
+  }
+  CHECK(problems == 4000);
+}

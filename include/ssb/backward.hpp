@@ -57,6 +57,41 @@ SSB_HOST_DEVICE inline void add_slot_grad(const Weights<T>& w, const T* dots,
   }
 }
 
+// marginal_suffix's second half: with scratch[j] = dCS[j] (j = 1 .. in - 1), leaves
+// scratch[h] = dsy[h] for h < in and returns sum_h dsy[h] sy[h]. A chain in h, in this order.
+template <class Sy>
+SSB_HOST_DEVICE inline double marginal_suffix_chain(int in, const Sy& sy, double* scratch) {
+  double suffix = 0.0;  // sum_{j = h+1 .. in-1} dCS[j]
+  double weighted = 0.0;
+  for (int h = in - 1; h >= 0; --h) {
+    const double d_cs = h == 0 ? 0.0 : scratch[h];
+    scratch[h] = suffix;
+    weighted += suffix * sy(h);
+    suffix += d_cs;
+  }
+  return weighted;
+}
+
+// marginal_suffix's dCS[j] (j = 0 .. in) on its own, from in_begin: the ends of input row j - 1's
+// segments added from 0, then the starts of row j's subtracted, in segment order: its terms in
+// its order, so the same bits. For the GPU backends, which compute the rows in parallel and then
+// run marginal_suffix_chain.
+template <class T>
+SSB_HOST_DEVICE inline double marginal_dcs(const AxisImage<T>& a, const T* d_weight, int j) {
+  double sum = 0.0;
+  if (j > 0) {
+    for (int k = a.in_begin[j - 1]; k < a.in_begin[j]; ++k) {
+      if (a.flags[k] & end_is_saliency) sum += double(d_weight[k]);
+    }
+  }
+  if (j < a.in_size) {
+    for (int k = a.in_begin[j]; k < a.in_begin[j + 1]; ++k) {
+      if (a.flags[k] & start_is_saliency) sum -= double(d_weight[k]);
+    }
+  }
+  return sum;
+}
+
 // Segment weights -> breakpoints -> marginal -> row (or column) sums, for one image and axis:
 //     dCS[j_k + 1] += dw_k if end_is_saliency;  dCS[j_k] -= dw_k if start_is_saliency
 //     dCS[0] = dCS[in] = 0 (constants);  dsy[h] = sum_{j = h+1 .. in-1} dCS[j]
@@ -90,15 +125,7 @@ SSB_HOST_DEVICE inline double marginal_suffix(const AxisImage<T>& a, const T* d_
     if (a.flags[k] & start_is_saliency) at_j -= dw;
   }
   while (j <= in) next_row();
-  double suffix = 0.0;  // sum_{j = h+1 .. in-1} dCS[j]
-  double weighted = 0.0;
-  for (int h = in - 1; h >= 0; --h) {
-    const double d_cs = h == 0 ? 0.0 : scratch[h];
-    scratch[h] = suffix;
-    weighted += suffix * sy(h);
-    suffix += d_cs;
-  }
-  return weighted;
+  return marginal_suffix_chain(in, sy, scratch);
 }
 SSB_HOST_DEVICE inline double marginal_finish(double dsy, double weighted, double total) {
   return (dsy - weighted) / total;

@@ -394,6 +394,21 @@ SSB_HOST_DEVICE inline bool sums_overflow(const double* col_mass, int width, dou
 // Merging the two lists yields K <= in + out - 1 segments (i_k, j_k, w_k = hi - lo), both indices
 // non-decreasing; a tie CS[j+1] == CU[i+1] advances both. Fills out_begin / in_begin. O(in + out).
 //
+// Segment k = (output interval i, input row j) of the merge, from the four breakpoints CS[j],
+// CS[j+1], CU[i], CU[i+1]: its weight (the overlap) and flags.
+template <class T>
+SSB_HOST_DEVICE inline void write_segment(double cs_lo, double cs_hi, double cu_lo, double cu_hi,
+                                          int i, int j, int k, T* weight, std::int32_t* out_index,
+                                          std::int32_t* in_index, std::uint8_t* flags) {
+  const double lo = cs_lo > cu_lo ? cs_lo : cu_lo;
+  const double hi = cs_hi < cu_hi ? cs_hi : cu_hi;
+  weight[k] = T(hi - lo > 0.0 ? hi - lo : 0.0);
+  out_index[k] = i;
+  in_index[k] = j;
+  flags[k] =
+      std::uint8_t((cs_lo > cu_lo ? start_is_saliency : 0) | (cs_hi < cu_hi ? end_is_saliency : 0));
+}
+
 // The merge itself, with the breakpoints given by functions: cs_next(j) = CS[j+1] (called once
 // for each j = 0, 1, ... in order, up to j = in, where it is 1), cu(i) = CU[i]. segment_walk
 // computes them as it goes; the GPU backends compute them in parallel first, with the same bits.
@@ -410,13 +425,7 @@ SSB_HOST_DEVICE inline void merge_breakpoints(CsNext&& cs_next, const Cu& cu, in
   out_begin[0] = 0;
   in_begin[0] = 0;
   while (i < out_size && j < in_size) {
-    const double lo = cs_lo > cu_lo ? cs_lo : cu_lo;
-    const double hi = cs_hi < cu_hi ? cs_hi : cu_hi;
-    weight[k] = T(hi - lo > 0.0 ? hi - lo : 0.0);
-    out_index[k] = i;
-    in_index[k] = j;
-    flags[k] = std::uint8_t((cs_lo > cu_lo ? start_is_saliency : 0) |
-                            (cs_hi < cu_hi ? end_is_saliency : 0));
+    write_segment(cs_lo, cs_hi, cu_lo, cu_hi, i, j, k, weight, out_index, in_index, flags);
     ++k;
     const bool next_in = !(cs_hi > cu_hi);   // CS[j+1] <= CU[i+1]
     const bool next_out = !(cs_hi < cu_hi);  // CS[j+1] >= CU[i+1]
@@ -437,6 +446,60 @@ SSB_HOST_DEVICE inline void merge_breakpoints(CsNext&& cs_next, const Cu& cu, in
   // zero mass, which get no segment (G is zero there): close their empty ranges.
   for (; i < out_size; ++i) out_begin[i + 1] = k;
   for (; j < in_size; ++j) in_begin[j + 1] = k;
+}
+
+// merge_breakpoints row by row, for the GPU walk: the same segments and bits, with the rows in any
+// order or in parallel. Here cs(j) = CS[j] for j = 0 .. in (CS[0] = 0, CS[in] = 1), cu(i) = CU[i].
+// While input row j is current the serial merge visits the output intervals first .. last:
+//   first = #{m in 1..out : CU[m] <= CS[j]}   (the merge reached row j with i = first; first ==
+//           out: it had ended, and row j has no segment),
+//   last  = min(out - 1, max(first, #{m in 1..out : CU[m] < CS[j+1]})),
+// since CU increases strictly and CS does not decrease before CS[in] (CS[j] may round above 1 just
+// before it, on the axis whose prefix sums are not the ones that made the total). Row j's
+// segments are (first, j) .. (last, j), numbered from in_begin[j] = the segments of the rows
+// before it; out_begin[i] = the segments with an output index below i.
+struct MergeRow {
+  int first, last;
+  SSB_HOST_DEVICE int count() const { return last >= first ? last - first + 1 : 0; }
+};
+template <class Cs, class Cu>
+SSB_HOST_DEVICE inline MergeRow merge_row(const Cs& cs, const Cu& cu, int out_size, int j) {
+  // #{m in 1..out : CU[m] < v} (or <= v), by bisection over the increasing CU[1..out].
+  const auto below = [&](double v, bool or_equal) {
+    int lo = 0, hi = out_size;  // the count is in [lo, hi]
+    while (lo < hi) {
+      const int mid = lo + (hi - lo + 1) / 2;  // is CU[mid] below v?
+      const double c = cu(mid);
+      if (c < v || (or_equal && c == v)) {
+        lo = mid;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    return lo;
+  };
+  const int first = below(cs(j), true);
+  const int after = below(cs(j + 1), false);
+  const int last = first >= out_size ? out_size - 1 : (after > first ? after : first);
+  return {first, last < out_size - 1 ? last : out_size - 1};
+}
+// Writes row j's segments from index k0 = in_begin[j] on: merge_breakpoints' values.
+template <class T, class Cs, class Cu>
+SSB_HOST_DEVICE inline void merge_row_segments(const Cs& cs, const Cu& cu, int j, MergeRow row,
+                                               int k0, T* weight, std::int32_t* out_index,
+                                               std::int32_t* in_index, std::uint8_t* flags) {
+  const double cs_lo = cs(j), cs_hi = cs(j + 1);
+  for (int i = row.first, k = k0; i <= row.last; ++i, ++k) {
+    write_segment(cs_lo, cs_hi, cu(i), cu(i + 1), i, j, k, weight, out_index, in_index, flags);
+  }
+}
+// out_begin from the written segments: segment k (< count) sets out_begin[i] = k for the output
+// indices i after the previous segment's, up to its own; k == count sets the rest up to out.
+SSB_HOST_DEVICE inline void merge_out_begin(const std::int32_t* out_index, int count, int out_size,
+                                            int k, std::int32_t* out_begin) {
+  const int from = k == 0 ? 0 : out_index[k - 1] + 1;
+  const int to = k < count ? out_index[k] : out_size;
+  for (int i = from; i <= to; ++i) out_begin[i] = k;
 }
 
 // CS[j+1] = (sum_{h <= j} mass[h]) / total for j < in - 1, and 1 from j = in - 1 on; the prefix
