@@ -118,30 +118,35 @@ TEST_CASE("CUDA: bad saliency is reported by check_weights_status and writes no 
 TEST_CASE(
     "CUDA: every verb is bitwise reproducible, and the weights are the serial backend's bits") {
   std::mt19937 rng(2022);
-  for (test::Layout layout : {test::Layout::nhwc, test::Layout::nchw}) {
-    CAPTURE(ssb::to_string(layout));
-    const auto in = make_inputs(rng, 5, 29, 23, 70, 12, 9);
-    const auto runs = test::cuda_pipeline_twice(in, layout);
-    REQUIRE(runs.size() == 2);
-    CHECK(runs[0].workspace == runs[1].workspace);
-    CHECK(test::bitwise_equal(runs[0].xr, runs[1].xr));
-    CHECK(test::bitwise_equal(runs[0].z, runs[1].z));
-    CHECK(test::bitwise_equal(runs[0].d_x, runs[1].d_x));
-    CHECK(test::bitwise_equal(runs[0].d_y, runs[1].d_y));
-    CHECK(test::bitwise_equal(runs[0].d_weights, runs[1].d_weights));
-    CHECK(test::bitwise_equal(runs[0].d_saliency, runs[1].d_saliency));
+  // The second shape's maps take two tiles in the masses kernel, one of them not in 16-byte
+  // packs, and its second image starts 8 bytes off a 16-byte boundary.
+  for (const auto& shape :
+       {std::vector<int>{5, 29, 23, 70, 12, 9}, std::vector<int>{2, 130, 97, 4, 72, 40}})
+    for (test::Layout layout : {test::Layout::nhwc, test::Layout::nchw}) {
+      CAPTURE(ssb::to_string(layout));
+      CAPTURE(shape[1]);
+      const auto in = make_inputs(rng, shape[0], shape[1], shape[2], shape[3], shape[4], shape[5]);
+      const auto runs = test::cuda_pipeline_twice(in, layout);
+      REQUIRE(runs.size() == 2);
+      CHECK(runs[0].workspace == runs[1].workspace);
+      CHECK(test::bitwise_equal(runs[0].xr, runs[1].xr));
+      CHECK(test::bitwise_equal(runs[0].z, runs[1].z));
+      CHECK(test::bitwise_equal(runs[0].d_x, runs[1].d_x));
+      CHECK(test::bitwise_equal(runs[0].d_y, runs[1].d_y));
+      CHECK(test::bitwise_equal(runs[0].d_weights, runs[1].d_weights));
+      CHECK(test::bitwise_equal(runs[0].d_saliency, runs[1].d_saliency));
 
-    // The weights: masses, totals and segments (everything before the gradient scratch).
-    test::Saliency<float> s(in.n, in.h, in.w);
-    s.data = in.saliency;
-    ssb::HostWeights<float> host(in.n, in.h, in.w, in.hr, in.wr);
-    ssb::compute_weights(ssb::serial{}, s.view(), in.hr, in.wr, host);
-    const auto* base = static_cast<const unsigned char*>(host.workspace());
-    const std::size_t made =
-        std::size_t(reinterpret_cast<const unsigned char*>(host.gradient_scratch) - base);
-    REQUIRE(runs[0].workspace.size() == host.workspace_bytes);
-    CHECK(std::memcmp(runs[0].workspace.data(), base, made) == 0);
-  }
+      // The weights: masses, totals and segments (everything before the gradient scratch).
+      test::Saliency<float> s(in.n, in.h, in.w);
+      s.data = in.saliency;
+      ssb::HostWeights<float> host(in.n, in.h, in.w, in.hr, in.wr);
+      ssb::compute_weights(ssb::serial{}, s.view(), in.hr, in.wr, host);
+      const auto* base = static_cast<const unsigned char*>(host.workspace());
+      const std::size_t made =
+          std::size_t(reinterpret_cast<const unsigned char*>(host.gradient_scratch) - base);
+      REQUIRE(runs[0].workspace.size() == host.workspace_bytes);
+      CHECK(std::memcmp(runs[0].workspace.data(), base, made) == 0);
+    }
 }
 
 TEST_CASE("CUDA: half and bfloat16 storage against a float reference on the rounded inputs") {

@@ -10,9 +10,12 @@
 // fixed order, and the gathers and dots round through gpu::mul_rn / gpu::fma_rn, which no
 // compiler contracts differently in different kernels):
 //   masses    one block per image: row sums r[h] in the 8-lane order of compute_masses, column
-//             sums c[w] and the total in row order: the host's bits. Checks the values.
-//   walk      one block per (image, axis): one thread runs detail::segment_walk (the host's body
-//             and bits) on copies in shared memory.
+//             sums c[w] and the total in row order: the host's bits. The map goes through shared
+//             memory in tiles of whole rows, all of a tile's loads in flight together. Checks the
+//             values.
+//   walk      one block per (image, axis): the breakpoints in shared memory (the prefix sums by
+//             one thread, in the host's order), then the merge row by row, each thread a run of
+//             input rows (detail::merge_row): the host's segments, bit for bit.
 //   gather    NHWC maps whose channels fill 16-byte packs (the usual case): one block per
 //             destination row and chunk of channels; y sums of every source column into shared
 //             memory, then x sums (gather_rows_kernel). NCHW maps: one block per task of whole
@@ -23,9 +26,11 @@
 //             (k, l), channels split across the lanes, then a fixed shuffle tree
 //             (pair_dots_kernel); NCHW maps: one block per run of 32 neighbouring pairs, one lane
 //             per pair, channels split across the warps (plane_pair_dots_kernel).
-//   grads     one thread per segment: detail::segment_grad.
-//   saliency  one block per image: detail::marginal_grad of both axes (two threads, on copies in
-//             shared memory), then one thread per pixel.
+//   grads     one group of 32 lanes per segment: detail::segment_grad's terms, lanes striding
+//             over them, then a fixed shuffle tree (segment_grads_kernel).
+//   saliency  one block per image: detail::marginal_grad of both axes, on copies in shared memory,
+//             its dCS[j] by the whole block (detail::marginal_dcs) and its two suffix chains by
+//             one thread each; then one thread per pixel.
 // Where a map is too large for the shared-memory copies (staging_bytes), the same kernels work on
 // global memory (walk, saliency, dots) or the per-element gather is used.
 // Storage: float and double maps use weights of the same type. gpu::half and gpu::bfloat16 maps
@@ -114,16 +119,29 @@ void compute_weights(gpu::stream_t stream, SaliencyMap<S> saliency, int out_h, i
   check_device(verb, "the weights' workspace", weights.workspace);
   check_device(verb, "saliency", saliency.data);
   const SaliencyMap<const S> s = saliency;
-  const std::size_t mass_bytes = sizeof(double) * (std::size_t(s.height) + std::size_t(s.width));
-  const bool masses_staged = mass_bytes <= staging_bytes;
-  masses_kernel<<<grid_for(s.batch, 1), block_threads, masses_staged ? mass_bytes : 0, stream>>>(
-      s, weights, masses_staged);
+  // The row and column sums (rounded up to 16 bytes), then as many whole rows of the map as fit
+  // in masses_tile_bytes. (The kernel's static shared memory comes on top of staging_bytes'
+  // 48 KiB, the most a launch takes without opting in: the tile leaves room for it.)
+  const std::size_t mass_bytes =
+      sizeof(double) * ((std::size_t(s.height) + std::size_t(s.width) + 1) / 2 * 2);
+  const bool masses_staged = mass_bytes <= staging_bytes - 1024;
+  const std::size_t row_bytes = sizeof(S) * std::size_t(s.width);
+  const int tile_rows =
+      masses_staged
+          ? int(std::min<std::size_t>(
+                std::size_t(s.height),
+                std::min(masses_tile_bytes, staging_bytes - 1024 - mass_bytes) / row_bytes))
+          : 0;
+  const std::size_t masses_shared =
+      masses_staged ? mass_bytes + row_bytes * std::size_t(tile_rows) : 0;
+  masses_kernel<<<grid_for(s.batch, 1), block_threads, masses_shared, stream>>>(
+      s, weights, masses_staged, tile_rows);
   check_launch(verb, "the masses kernel");
   const std::size_t walk_bytes =
-      std::max(WalkStaging<T>(s.height, out_h).bytes, WalkStaging<T>(s.width, out_w).bytes);
+      std::max(WalkStaging(s.height, out_h).bytes, WalkStaging(s.width, out_w).bytes);
   const bool walk_staged = walk_bytes <= staging_bytes;
-  walk_kernel<<<grid_for(2 * std::int64_t(s.batch), 1), 32, walk_staged ? walk_bytes : 0, stream>>>(
-      weights, walk_staged);
+  walk_kernel<<<grid_for(2 * std::int64_t(s.batch), 1), walk_threads, walk_staged ? walk_bytes : 0,
+                stream>>>(weights, walk_staged);
   check_launch(verb, "the segment-walk kernel");
 }
 
