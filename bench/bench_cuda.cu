@@ -4,7 +4,10 @@
 // paper's two batched matmuls); and two bandwidth references measured in the same binary.
 //
 // Timing: CUDA events around each iteration, reported as manual time (Google Benchmark's
-// UseManualTime), so host launch overhead only counts where it delays the GPU. Counters:
+// UseManualTime), so host launch overhead only counts where it delays the GPU. With
+// --ssb_calls=N (default 1) an iteration is N calls back to back, timed together and divided by
+// N: the launches then overlap the calls before them, as in a framework's busy stream, and the
+// figure is the GPU's time per call. Counters:
 //   bytes_per_second  from the bytes model of the CPU suite (bench/traffic.hpp, problem.hpp)
 // and, in bench/cuda_summary.py's table,
 //   pct_of_copy       that rate / the rate of cudaMemcpyDeviceToDevice of the shape's input
@@ -25,6 +28,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <random>
 #include <stdexcept>
@@ -138,7 +142,9 @@ Problem& problem_for(const ssb_bench::Shape& s) {
   return *current;
 }
 
-// Times `body` with CUDA events per iteration.
+int g_calls = 1;  // calls per timed iteration (--ssb_calls)
+
+// Times `body` with CUDA events per iteration of g_calls calls.
 template <class F>
 void time_gpu(benchmark::State& state, F&& body) {
   cudaEvent_t start, stop;
@@ -148,12 +154,12 @@ void time_gpu(benchmark::State& state, F&& body) {
   ok(cudaDeviceSynchronize(), "warm-up");
   for (auto _ : state) {
     ok(cudaEventRecord(start), "event");
-    body();
+    for (int call = 0; call < g_calls; ++call) body();
     ok(cudaEventRecord(stop), "event");
     ok(cudaEventSynchronize(stop), "event");
     float ms = 0;
     ok(cudaEventElapsedTime(&ms, start, stop), "event");
-    state.SetIterationTime(double(ms) / 1e3);
+    state.SetIterationTime(double(ms) / 1e3 / g_calls);
   }
   ok(cudaEventDestroy(start), "event");
   ok(cudaEventDestroy(stop), "event");
@@ -367,6 +373,21 @@ void register_all() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // --ssb_calls=N, taken out before Google Benchmark reads the rest.
+  int kept = 1;
+  for (int a = 1; a < argc; ++a) {
+    const std::string arg = argv[a];
+    if (arg.rfind("--ssb_calls=", 0) == 0) {
+      g_calls = std::atoi(arg.c_str() + 12);
+      if (g_calls < 1) {
+        std::fprintf(stderr, "ssb_bench_cuda: --ssb_calls wants a count >= 1\n");
+        return 2;
+      }
+    } else {
+      argv[kept++] = argv[a];
+    }
+  }
+  argc = kept;
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
     std::printf("skipped: no CUDA device\n");
@@ -391,6 +412,7 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("gpu", prop.name);
   benchmark::AddCustomContext("gpu_peak_GBps", std::to_string(g_peak_bytes_per_s / 1e9));
   benchmark::AddCustomContext("cuda_runtime", std::to_string(CUDART_VERSION));
+  benchmark::AddCustomContext("calls_per_timing", std::to_string(g_calls));
   register_all();
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();

@@ -14,7 +14,8 @@ Columns (medians when the run has repetitions, else the single timing; microseco
   NCHW/NHWC            NCHW / NHWC time of sample, sample_inverse and sample_backward
   half                 sample with __half maps / float sample
 The header line adds the time of one empty kernel launch (the empty_kernel rows), the floor of
-every event-timed call.
+every event-timed call, and the calls per timing (ssb_bench_cuda --ssb_calls: with more than one,
+every figure is the GPU's time per call of back-to-back calls).
 """
 import json
 import sys
@@ -53,6 +54,8 @@ def main():
 
     empty = sorted(v for k, v in times.items() if k[0] == "empty_kernel")
     floor = ", one empty kernel launch %.1f us (median over shapes)" % empty[len(empty) // 2] if empty else ""
+    calls = context.get("calls_per_timing", "1")
+    floor += ", %s call%s per timing" % (calls, "" if calls == "1" else "s back to back")
     lines = ["GPU: %s, theoretical DRAM peak %.0f GB/s%s" % (context.get("gpu", "?"), peak / 1e9, floor), "",
              "| shape | sample us | inverse us | GB/s | %copy | %peak | inv %peak | dense us | x dense |"
              " bwd/fwd | weights % | NCHW/NHWC (smp / inv / bwd) | half/float |",

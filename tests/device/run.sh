@@ -6,11 +6,14 @@
 #   tests/device/run.sh --prebuilt FOLDER      runs what tests/device/pack.sh built elsewhere
 #
 # Steps: the tests (the whole suite, then its CUDA-only cases again in a second process and under
-# compute-sanitizer memcheck when it is there), the benchmarks (5 repetitions, medians), the table.
+# compute-sanitizer memcheck when it is there), the benchmarks (5 repetitions, medians), the table;
+# then the NHWC float benchmarks again with calls back to back, and their table.
 # Prebuilt, the Kokkos device test too when FOLDER has ssb_tests_kokkos_device (from
 # tests/device/kokkos_cuda.sh, run before or after pack.sh).
 # Environment: SSB_DEVICE_ARCH (CMAKE_CUDA_ARCHITECTURES when building; default: the GPU's own,
-# from nvidia-smi, else 80;90), SSB_DEVICE_BENCH_FILTER (--benchmark_filter; default all), OUT (a
+# from nvidia-smi, else 80;90), SSB_DEVICE_BENCH_FILTER (--benchmark_filter; default all),
+# SSB_DEVICE_BENCH_CALLS (a second pass over the NHWC float rows with that many calls back to
+# back per timing, ssb_bench_cuda --ssb_calls; default 10, 0 skips it), OUT (a
 # folder for the JSON, the logs and the table; default BUILD_DIR/device-results or
 # FOLDER/results).
 # Building needs cmake >= 3.20, g++, nvcc (CUDA 12 or 13; PATH or /usr/local/cuda), and doctest and
@@ -104,6 +107,20 @@ if command -v python3 >/dev/null 2>&1 && [ -f "$out/cuda.json" ]; then
   python3 "$root/bench/cuda_summary.py" "$out/cuda.json" --out "$out/summary.md"
 else
   grep -E '^(sample|sample_inverse|dense_cublas_sample|bw_copy)/cuda/NHWC.*median' "$out/bench.log" || true
+fi
+calls=${SSB_DEVICE_BENCH_CALLS:-10}
+if [ "$calls" -gt 0 ] 2>/dev/null; then
+  echo "== benchmarks, $calls calls back to back per timing (NHWC float)"
+  # The timed figure is per call, so the minimum time is divided by the calls: 0.05 s of GPU time
+  # per repetition, as in the first pass.
+  "$bench" --ssb_calls="$calls" --benchmark_out="$out/cuda-calls.json" --benchmark_out_format=json \
+    --benchmark_min_time="$(awk -v c="$calls" 'BEGIN { print 0.05 / c }')" \
+    --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
+    --benchmark_filter="${SSB_DEVICE_BENCH_FILTER:-^(empty_kernel|bw_copy|compute_weights|compute_weights_backward|sample|sample_inverse|sample_backward|sample_inverse_backward|dense_cublas_sample)/cuda/NHWC/}" \
+    >"$out/bench-calls.log" 2>&1 || { tail -n 20 "$out/bench-calls.log"; status=1; }
+  if command -v python3 >/dev/null 2>&1 && [ -f "$out/cuda-calls.json" ]; then
+    python3 "$root/bench/cuda_summary.py" "$out/cuda-calls.json" --out "$out/summary-calls.md"
+  fi
 fi
 echo "device/run.sh: done in $(( $(date +%s) - start )) s, status $status (results in $out)"
 exit $status
