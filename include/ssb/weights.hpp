@@ -480,8 +480,8 @@ SSB_HOST_DEVICE inline MergeRow merge_row(const Cs& cs, const Cu& cu, int out_si
   };
   const int first = below(cs(j), true);
   const int after = below(cs(j + 1), false);
-  const int last = first >= out_size ? out_size - 1 : (after > first ? after : first);
-  return {first, last < out_size - 1 ? last : out_size - 1};
+  const int last = after > first ? after : first;
+  return {first, last < out_size - 1 ? last : out_size - 1};  // first == out: no segment
 }
 // Writes row j's segments from index k0 = in_begin[j] on: merge_breakpoints' values.
 template <class T, class Cs, class Cu>

@@ -79,7 +79,12 @@ inline unsigned grid_for(std::int64_t items, std::int64_t per_block) {
 // write there (a serial loop over global memory waits on every load in turn), the row gather its
 // segments and y sums, the pair dots their x offsets; each works on global memory directly (or
 // the per-element gather is used) where its staging would not fit.
+// Every kernel declares it `extern __shared__ __align__(16) double staging[]` (16-byte packs are
+// stored there; without the attribute HIP places it 8 bytes off a 16-byte boundary).
 constexpr std::size_t staging_bytes = 48 * 1024;
+// What a kernel with static shared memory (a few doubles) leaves below staging_bytes for it: a
+// launch whose static and dynamic shared memory exceed 48 KiB fails.
+constexpr std::size_t static_shared_reserve = 1024;
 
 // 16 bytes of storage elements: the unit of the NHWC fast path's loads and stores.
 template <class S>

@@ -118,7 +118,7 @@ template <Direction D, class S, class T>
 __global__ void __launch_bounds__(block_threads)
     gather_rows_kernel(Weights<T> w, FeatureMap<const S> src, FeatureMap<S> dst, T scale, int packs,
                        int chunk) {
-  extern __shared__ double staging[];
+  extern __shared__ __align__(16) double staging[];
   constexpr int V = Pack<S>::size;
   using Sums = PackSums<T, V>;
   const int dh = dst.height, dw = dst.width, sw = src.width;
@@ -264,7 +264,7 @@ template <Direction D, bool Staged, class S, class T>
 __global__ void __launch_bounds__(block_threads)
     gather_planes_kernel(Weights<T> w, FeatureMap<const S> src, FeatureMap<S> dst, T scale,
                          int planes, int rows) {
-  extern __shared__ double staging[];
+  extern __shared__ __align__(16) double staging[];
   const int dh = dst.height, dw = dst.width, sw = src.width, channels = dst.channels;
   const PlaneStaging<T> at(w.y.capacity(), w.x.capacity(), dh, dw, 0);
   unsigned char* base = reinterpret_cast<unsigned char*>(staging);

@@ -28,7 +28,7 @@ template <Direction D, class S, class T>
 __global__ void __launch_bounds__(block_threads, 4)
     pair_dots_kernel(Weights<T> w, FeatureMap<const S> src, FeatureMap<const S> other, T* dots,
                      bool packs, bool staged) {
-  extern __shared__ double staging[];
+  extern __shared__ __align__(16) double staging[];
   constexpr int V = Pack<S>::size;
   const int lane = threadIdx.x;
   const int cap_y = w.y.capacity(), cap_x = w.x.capacity();

@@ -11,7 +11,7 @@
 // compiler contracts differently in different kernels):
 //   masses    one block per image: row sums r[h] in the 8-lane order of compute_masses, column
 //             sums c[w] and the total in row order: the host's bits. The map goes through shared
-//             memory in tiles of whole rows, all of a tile's loads in flight together. Checks the
+//             memory in tiles of whole rows, eight loads per thread in flight at once. Checks the
 //             values.
 //   walk      one block per (image, axis): the breakpoints in shared memory (the prefix sums by
 //             one thread, in the host's order), then the merge row by row, each thread a run of
@@ -120,18 +120,17 @@ void compute_weights(gpu::stream_t stream, SaliencyMap<S> saliency, int out_h, i
   check_device(verb, "saliency", saliency.data);
   const SaliencyMap<const S> s = saliency;
   // The row and column sums (rounded up to 16 bytes), then as many whole rows of the map as fit
-  // in masses_tile_bytes. (The kernel's static shared memory comes on top of staging_bytes'
-  // 48 KiB, the most a launch takes without opting in: the tile leaves room for it.)
+  // in masses_tile_bytes, leaving room for the kernel's static shared memory.
   const std::size_t mass_bytes =
       sizeof(double) * ((std::size_t(s.height) + std::size_t(s.width) + 1) / 2 * 2);
-  const bool masses_staged = mass_bytes <= staging_bytes - 1024;
+  const std::size_t dynamic_limit = staging_bytes - static_shared_reserve;
+  const bool masses_staged = mass_bytes <= dynamic_limit;
   const std::size_t row_bytes = sizeof(S) * std::size_t(s.width);
   const int tile_rows =
-      masses_staged
-          ? int(std::min<std::size_t>(
-                std::size_t(s.height),
-                std::min(masses_tile_bytes, staging_bytes - 1024 - mass_bytes) / row_bytes))
-          : 0;
+      masses_staged ? int(std::min<std::size_t>(
+                          std::size_t(s.height),
+                          std::min(masses_tile_bytes, dynamic_limit - mass_bytes) / row_bytes))
+                    : 0;
   const std::size_t masses_shared =
       masses_staged ? mass_bytes + row_bytes * std::size_t(tile_rows) : 0;
   masses_kernel<<<grid_for(s.batch, 1), block_threads, masses_shared, stream>>>(
@@ -173,7 +172,7 @@ void compute_weights_backward(gpu::stream_t stream, SaliencyMap<S> saliency,
   const std::size_t marginal_bytes =
       MarginalStaging<T>(weights.y.in_size, weights.y.out_size).bytes_aligned() +
       MarginalStaging<T>(weights.x.in_size, weights.x.out_size).bytes_aligned();
-  const bool marginal_staged = marginal_bytes <= staging_bytes;
+  const bool marginal_staged = marginal_bytes <= staging_bytes - static_shared_reserve;
   saliency_backward_kernel<<<grid_for(weights.batch, 1), block_threads,
                              marginal_staged ? marginal_bytes : 0, stream>>>(
       weights, d_weights, d_saliency.data, marginal_staged);

@@ -15,13 +15,13 @@ namespace gpu_detail {
 // detail::compute_masses orders them, and the value check of detail::check_saliency_image. One
 // block per image; the sums are staged in shared memory when `staged`. When `tile_rows` > 0
 // (staged, and a row fits), the map goes through shared memory tile_rows rows at a time, each
-// tile read with every thread's loads in flight together (in 16-byte packs where aligned), not
+// tile read with eight loads per thread in flight at once (in 16-byte packs where aligned), not
 // as a chain of loads per column: a small gain (COCO's 128 x 128 maps on an H200, under ncu:
 // 17.0 -> 15.6 us). The tile leaves room below staging_bytes for the static shared memory.
 constexpr std::size_t masses_tile_bytes = 32 * 1024;
 template <class S, class T>
 __global__ void masses_kernel(SaliencyMap<const S> s, Weights<T> w, bool staged, int tile_rows) {
-  extern __shared__ double staging[];
+  extern __shared__ __align__(16) double staging[];
   __shared__ double total_of;
   const int H = s.height, W = s.width;
   const int thread = threadIdx.x, threads = blockDim.x;
@@ -31,7 +31,7 @@ __global__ void masses_kernel(SaliencyMap<const S> s, Weights<T> w, bool staged,
     double* col_mass = w.x.mass + std::int64_t(n) * W;
     double* rows = staged ? staging : row_mass;
     double* cols = staged ? staging + H : col_mass;
-    S* tile = reinterpret_cast<S*>(staging + (H + W + 1) / 2 * 2);  // 16-byte aligned
+    S* tile = reinterpret_cast<S*>(staging + (H + W + 1) / 2 * 2);  // 16-byte aligned (staging is)
     // Row sums of rows [h0, h1) (row h at row_at(h)): mass_lanes threads per row, thread u
     // summing detail::row_mass' lane u (the columns w = u mod mass_lanes, in order), then its
     // halving tree through shuffles. Every warp runs the same number of rounds, so that the
@@ -164,11 +164,11 @@ struct WalkStaging {
 // serial one on the host, test_properties.cpp).
 template <class T>
 __global__ void __launch_bounds__(walk_threads) walk_kernel(Weights<T> w, bool staged) {
-  extern __shared__ double staging[];
+  extern __shared__ __align__(16) double staging[];
   bool bad = false;
   for (int m = threadIdx.x; m < w.batch; m += blockDim.x) bad = bad || w.status[m] != -1;
   if (__syncthreads_or(bad)) return;
-  const int thread = threadIdx.x, threads = blockDim.x;
+  const int thread = threadIdx.x, threads = walk_threads;  // run_start has walk_threads + 1
   for (std::int64_t t = blockIdx.x; t < 2 * std::int64_t(w.batch); t += gridDim.x) {
     const int n = int(t / 2);
     const AxisSegments<T>& a = t % 2 == 0 ? w.y : w.x;
@@ -298,14 +298,14 @@ __device__ inline MarginalArgs<T> stage_marginal(AxisImage<T> a, const T* d_weig
 // compute_weights_backward, one block per image: detail::marginal_grad of the y axis and of the
 // x axis side by side (the host's operations and bits), into the image's gradient scratch (dr,
 // dc). When `staged`, on copies in shared memory, in its parts: the divisions sy, every dCS[j]
-// and the final dr, dc by the whole block, the suffix chains by thread 0 (y) and thread 32 (x);
-// else threads 0 and 32 run it whole on global memory. Then
+// and the final dr, dc by the whole block, the suffix chains by thread 0 (y) and the block's
+// middle thread (x); else those two threads run it whole on global memory. Then
 // dS[n, h, w] = dr[h] + dc[w] by the whole block, or 0 for a map that summed to 0
 // (detail::saliency_grad_image).
 template <class T, class DS>
 __global__ void saliency_backward_kernel(Weights<T> w, WeightsGrad<T> d_weights, DS* d_saliency,
                                          bool staged) {
-  extern __shared__ double staging[];
+  extern __shared__ __align__(16) double staging[];
   const int H = w.y.in_size, W = w.x.in_size;
   const int thread = threadIdx.x, threads = blockDim.x;
   for (int n = blockIdx.x; n < w.batch; n += gridDim.x) {
@@ -343,7 +343,7 @@ __global__ void saliency_backward_kernel(Weights<T> w, WeightsGrad<T> d_weights,
         weighted[0] = detail::marginal_suffix_chain(
             H, [&](int h) { return y.mass[h]; }, y.scratch);
       }
-      if (thread == 32 % threads) {
+      if (thread == threads / 2) {  // another warp (and another HIP wavefront) than thread 0
         weighted[1] = detail::marginal_suffix_chain(
             W, [&](int c) { return x.mass[c]; }, x.scratch);
       }
@@ -363,7 +363,7 @@ __global__ void saliency_backward_kernel(Weights<T> w, WeightsGrad<T> d_weights,
       }
     } else {
       if (thread == 0) detail::marginal_grad(ay, dwy, my, total, dr);
-      if (thread == 32 % threads) detail::marginal_grad(ax, dwx, mx, total, dc);
+      if (thread == threads / 2) detail::marginal_grad(ax, dwx, mx, total, dc);
       __syncthreads();
       for (int e = thread; e < H * W; e += threads) {
         const int h = e / W, col = e - h * W;
