@@ -387,13 +387,6 @@ SSB_HOST_DEVICE inline bool sums_overflow(const double* col_mass, int width, dou
   return overflow;
 }
 
-// Eqs. 3-7 and the segment walk for one image and axis. Breakpoints in double:
-//     CS[j] = (sum_{h<j} mass[h]) / total  (CS[0] = 0, CS[in] = 1 exactly),  CU[i] = i / out
-// Dividing the prefix sum once (rather than summing sy = mass / total) keeps CS[j] == CU[i] exact
-// where the rationals are equal, e.g. a uniform map with Hr == H samples as the exact identity.
-// Merging the two lists yields K <= in + out - 1 segments (i_k, j_k, w_k = hi - lo), both indices
-// non-decreasing; a tie CS[j+1] == CU[i+1] advances both. Fills out_begin / in_begin. O(in + out).
-//
 // Segment k = (output interval i, input row j) of the merge, from the four breakpoints CS[j],
 // CS[j+1], CU[i], CU[i+1]: its weight (the overlap) and flags.
 template <class T>
@@ -409,6 +402,13 @@ SSB_HOST_DEVICE inline void write_segment(double cs_lo, double cs_hi, double cu_
       std::uint8_t((cs_lo > cu_lo ? start_is_saliency : 0) | (cs_hi < cu_hi ? end_is_saliency : 0));
 }
 
+// Eqs. 3-7 and the segment walk for one image and axis. Breakpoints in double:
+//     CS[j] = (sum_{h<j} mass[h]) / total  (CS[0] = 0, CS[in] = 1 exactly),  CU[i] = i / out
+// Dividing the prefix sum once (rather than summing sy = mass / total) keeps CS[j] == CU[i] exact
+// where the rationals are equal, e.g. a uniform map with Hr == H samples as the exact identity.
+// Merging the two lists yields K <= in + out - 1 segments (i_k, j_k, w_k = hi - lo), both indices
+// non-decreasing; a tie CS[j+1] == CU[i+1] advances both. Fills out_begin / in_begin. O(in + out).
+//
 // The merge itself, with the breakpoints given by functions: cs_next(j) = CS[j+1] (called once
 // for each j = 0, 1, ... in order, up to j = in, where it is 1), cu(i) = CU[i]. segment_walk
 // computes them as it goes; the GPU backends compute them in parallel first, with the same bits.

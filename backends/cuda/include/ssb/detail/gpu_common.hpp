@@ -93,6 +93,34 @@ struct alignas(16) Pack {
   S v[size];
 };
 
+// out[i] = in[i] for i < count, by the threads of a block: 16-byte packs from the first 16-byte
+// boundary of `in` on (four in flight per thread), single elements before and after. `out` has
+// the address of `in` modulo 16.
+template <class S>
+__device__ inline void block_copy(const S* in, S* out, std::int64_t count, int thread,
+                                  int threads) {
+  constexpr int V = Pack<S>::size;
+  const std::int64_t lead =
+      std::int64_t((16 - reinterpret_cast<std::uintptr_t>(in) % 16) % 16 / sizeof(S));
+  const std::int64_t head = lead < count ? lead : count;
+  if (thread < head) out[thread] = in[thread];
+  const std::int64_t packs = (count - head) / V;
+  const Pack<S>* from = reinterpret_cast<const Pack<S>*>(in + head);
+  Pack<S>* to = reinterpret_cast<Pack<S>*>(out + head);
+  std::int64_t i = thread;
+  for (; i + 3 * threads < packs; i += 4 * threads) {
+    const Pack<S> a = from[i], b = from[i + threads], c = from[i + 2 * threads],
+                  d = from[i + 3 * threads];
+    to[i] = a;
+    to[i + threads] = b;
+    to[i + 2 * threads] = c;
+    to[i + 3 * threads] = d;
+  }
+  for (; i < packs; i += threads) to[i] = from[i];
+  const std::int64_t done = head + packs * V;
+  if (done + thread < count) out[done + thread] = in[done + thread];
+}
+
 // Whether two maps (of one storage type) can be read and written in 16-byte packs: both NHWC,
 // channels a multiple of Pack<S>::size, data 16-byte aligned.
 template <class A, class B>

@@ -217,34 +217,6 @@ constexpr int plane_unroll = SSB_GPU_PLANE_UNROLL;
 #define SSB_GPU_PLANE_STAGE 1
 #endif
 
-// out[i] = in[i] for i < count, by the threads of a block: 16-byte packs from the first 16-byte
-// boundary of `in` on (four in flight per thread), single elements before and after. `out` has
-// the address of `in` modulo 16.
-template <class S>
-__device__ inline void copy_planes(const S* in, S* out, std::int64_t count, int thread,
-                                   int threads) {
-  constexpr int V = Pack<S>::size;
-  const std::int64_t lead =
-      std::int64_t((16 - reinterpret_cast<std::uintptr_t>(in) % 16) % 16 / sizeof(S));
-  const std::int64_t head = lead < count ? lead : count;
-  if (thread < head) out[thread] = in[thread];
-  const std::int64_t packs = (count - head) / V;
-  const Pack<S>* from = reinterpret_cast<const Pack<S>*>(in + head);
-  Pack<S>* to = reinterpret_cast<Pack<S>*>(out + head);
-  std::int64_t i = thread;
-  for (; i + 3 * threads < packs; i += 4 * threads) {
-    const Pack<S> a = from[i], b = from[i + threads], c = from[i + 2 * threads],
-                  d = from[i + 3 * threads];
-    to[i] = a;
-    to[i + threads] = b;
-    to[i + 2 * threads] = c;
-    to[i + 3 * threads] = d;
-  }
-  for (; i < packs; i += threads) to[i] = from[i];
-  const std::int64_t done = head + packs * V;
-  if (done + thread < count) out[done + thread] = in[done + thread];
-}
-
 // The NCHW path of the gather (both maps NCHW). A task is `planes` channels of one image with all
 // their destination rows, or (planes == 1, where one plane's y sums do not fit) `rows`
 // destination rows of one plane; plane_task sizes it to PlaneStaging. The image's segments
@@ -257,7 +229,7 @@ __device__ inline void copy_planes(const S* in, S* out, std::int64_t count, int 
 //      thread per destination element: the task's destination is one contiguous run, written
 //      with consecutive addresses.
 // Staged (tasks of whole planes whose source fits in shared memory too): the task's source planes
-// are first copied into shared memory in 16-byte packs (copy_planes), so that every source byte
+// are first copied into shared memory in 16-byte packs (block_copy), so that every source byte
 // is read from global memory once, and the y sums read that copy.
 // Both sums take gather_one's terms in its order (as gather_rows_kernel does): NHWC's bits.
 template <Direction D, bool Staged, class S, class T>
@@ -304,7 +276,7 @@ __global__ void __launch_bounds__(block_threads)
       const std::uintptr_t region =
           (reinterpret_cast<std::uintptr_t>(sums + std::size_t(planes) * rows * sw) + 15) / 16 * 16;
       S* copy = reinterpret_cast<S*>(region + reinterpret_cast<std::uintptr_t>(in) % 16);
-      copy_planes(in, copy, np * src_plane, thread, threads);
+      block_copy(in, copy, np * src_plane, thread, threads);
       in = copy;
       __syncthreads();
     }

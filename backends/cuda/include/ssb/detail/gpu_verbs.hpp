@@ -11,8 +11,7 @@
 // compiler contracts differently in different kernels):
 //   masses    one block per image: row sums r[h] in the 8-lane order of compute_masses, column
 //             sums c[w] and the total in row order: the host's bits. The map goes through shared
-//             memory in tiles of whole rows, eight loads per thread in flight at once. Checks the
-//             values.
+//             memory in tiles of whole rows, copied in 16-byte packs. Checks the values.
 //   walk      one block per (image, axis): the breakpoints in shared memory (the prefix sums by
 //             one thread, in the host's order), then the merge row by row, each thread a run of
 //             input rows (detail::merge_row): the host's segments, bit for bit.
@@ -120,19 +119,20 @@ void compute_weights(gpu::stream_t stream, SaliencyMap<S> saliency, int out_h, i
   check_device(verb, "saliency", saliency.data);
   const SaliencyMap<const S> s = saliency;
   // The row and column sums (rounded up to 16 bytes), then as many whole rows of the map as fit
-  // in masses_tile_bytes, leaving room for the kernel's static shared memory.
+  // in masses_tile_bytes (and 16 bytes for the tile's shift), leaving room for the kernel's static
+  // shared memory.
   const std::size_t mass_bytes =
       sizeof(double) * ((std::size_t(s.height) + std::size_t(s.width) + 1) / 2 * 2);
   const std::size_t dynamic_limit = staging_bytes - static_shared_reserve;
-  const bool masses_staged = mass_bytes <= dynamic_limit;
+  const bool masses_staged = mass_bytes + 16 <= dynamic_limit;
   const std::size_t row_bytes = sizeof(S) * std::size_t(s.width);
   const int tile_rows =
       masses_staged ? int(std::min<std::size_t>(
                           std::size_t(s.height),
-                          std::min(masses_tile_bytes, dynamic_limit - mass_bytes) / row_bytes))
+                          std::min(masses_tile_bytes, dynamic_limit - mass_bytes - 16) / row_bytes))
                     : 0;
   const std::size_t masses_shared =
-      masses_staged ? mass_bytes + row_bytes * std::size_t(tile_rows) : 0;
+      masses_staged ? mass_bytes + row_bytes * std::size_t(tile_rows) + 16 : 0;
   masses_kernel<<<grid_for(s.batch, 1), block_threads, masses_shared, stream>>>(
       s, weights, masses_staged, tile_rows);
   check_launch(verb, "the masses kernel");

@@ -15,9 +15,11 @@ namespace gpu_detail {
 // detail::compute_masses orders them, and the value check of detail::check_saliency_image. One
 // block per image; the sums are staged in shared memory when `staged`. When `tile_rows` > 0
 // (staged, and a row fits), the map goes through shared memory tile_rows rows at a time, each
-// tile read with eight loads per thread in flight at once (in 16-byte packs where aligned), not
-// as a chain of loads per column: a small gain (COCO's 128 x 128 maps on an H200, under ncu:
-// 17.0 -> 15.6 us). The tile leaves room below staging_bytes for the static shared memory.
+// tile copied by the whole block in 16-byte packs (block_copy), not read as a chain of loads per
+// column: a small gain (COCO's 128 x 128 maps on an H200, under ncu: 17.0 -> 15.6 us, measured
+// with a copy of its own that kept eight loads per thread in flight; block_copy keeps four). The
+// tile (16 bytes more, for block_copy's alignment) leaves room below staging_bytes for the static
+// shared memory.
 constexpr std::size_t masses_tile_bytes = 32 * 1024;
 template <class S, class T>
 __global__ void masses_kernel(SaliencyMap<const S> s, Weights<T> w, bool staged, int tile_rows) {
@@ -31,7 +33,7 @@ __global__ void masses_kernel(SaliencyMap<const S> s, Weights<T> w, bool staged,
     double* col_mass = w.x.mass + std::int64_t(n) * W;
     double* rows = staged ? staging : row_mass;
     double* cols = staged ? staging + H : col_mass;
-    S* tile = reinterpret_cast<S*>(staging + (H + W + 1) / 2 * 2);  // 16-byte aligned (staging is)
+    double* tile_region = staging + (H + W + 1) / 2 * 2;  // 16-byte aligned (staging is)
     // Row sums of rows [h0, h1) (row h at row_at(h)): mass_lanes threads per row, thread u
     // summing detail::row_mass' lane u (the columns w = u mod mass_lanes, in order), then its
     // halving tree through shuffles. Every warp runs the same number of rounds, so that the
@@ -59,35 +61,13 @@ __global__ void masses_kernel(SaliencyMap<const S> s, Weights<T> w, bool staged,
       }
     };
     if (tile_rows > 0) {
-      constexpr int V = Pack<S>::size, U = 8;  // U loads in flight per thread
       for (int h0 = 0; h0 < H; h0 += tile_rows) {
         const int h1 = min(H, h0 + tile_rows);
-        const int elements = (h1 - h0) * W;
         const S* from = map + std::int64_t(h0) * W;
-        if (elements % V == 0 && reinterpret_cast<std::uintptr_t>(from) % 16 == 0) {
-          const Pack<S>* in = reinterpret_cast<const Pack<S>*>(from);
-          Pack<S>* to = reinterpret_cast<Pack<S>*>(tile);
-          const int packs = elements / V;
-          for (int q0 = thread; q0 < packs; q0 += U * threads) {
-            Pack<S> v[U];
-            for (int r = 0; r < U; ++r) {
-              if (q0 + r * threads < packs) v[r] = in[q0 + r * threads];
-            }
-            for (int r = 0; r < U; ++r) {
-              if (q0 + r * threads < packs) to[q0 + r * threads] = v[r];
-            }
-          }
-        } else {
-          for (int e0 = thread; e0 < elements; e0 += U * threads) {
-            S v[U];
-            for (int r = 0; r < U; ++r) {
-              if (e0 + r * threads < elements) v[r] = from[e0 + r * threads];
-            }
-            for (int r = 0; r < U; ++r) {
-              if (e0 + r * threads < elements) tile[e0 + r * threads] = v[r];
-            }
-          }
-        }
+        // block_copy wants the copy at the address of the rows modulo 16.
+        S* tile = reinterpret_cast<S*>(reinterpret_cast<unsigned char*>(tile_region) +
+                                       reinterpret_cast<std::uintptr_t>(from) % 16);
+        block_copy(from, tile, std::int64_t(h1 - h0) * W, thread, threads);
         __syncthreads();
         row_sums(h0, h1, [&](int h) { return tile + std::int64_t(h - h0) * W; });
         for (int x = thread; x < W; x += threads) {  // column sums continue in row order
@@ -138,18 +118,15 @@ __global__ void masses_kernel(SaliencyMap<const S> s, Weights<T> w, bool staged,
   }
 }
 
-// The shared memory of walk_kernel for one axis: the breakpoints CS[0..in] and CU[0..out], each
-// input row's first and last output interval (detail::MergeRow), and where each thread's run of
-// rows starts in the segments.
+// The shared memory of walk_kernel for one axis: the breakpoints CS[0..in] and CU[0..out], and
+// where each thread's run of rows starts in the segments.
 constexpr int walk_threads = 64;
 struct WalkStaging {
-  std::size_t cs, cu, first, last, run_start, bytes;
+  std::size_t cs, cu, run_start, bytes;
   SSB_HOST_DEVICE explicit WalkStaging(int in, int out) {
     cs = 0;
     cu = cs + sizeof(double) * (std::size_t(in) + 1);
-    first = cu + sizeof(double) * (std::size_t(out) + 1);
-    last = first + sizeof(std::int32_t) * std::size_t(in);
-    run_start = last + sizeof(std::int32_t) * std::size_t(in);
+    run_start = cu + sizeof(double) * (std::size_t(out) + 1);
     bytes = run_start + sizeof(std::int32_t) * (walk_threads + 1);
   }
 };
@@ -158,8 +135,9 @@ struct WalkStaging {
 // passed the check. When `staged` (shared memory): one thread sums the masses in order, the block
 // divides the prefix sums and computes CU (detail::breakpoint_after, output_breakpoint), then the
 // merge runs row by row (detail::merge_row, merge_row_segments, merge_out_begin): each thread
-// takes a run of input rows, the runs' segment counts are added up in thread order, and each
-// thread writes its rows' segments. Else one thread runs detail::segment_walk on global memory.
+// takes a run of input rows and counts their segments, the counts are added up in thread order,
+// and each thread writes its rows' segments (merge_row again: a bisection, cheaper than keeping
+// it). Else one thread runs detail::segment_walk on global memory.
 // Either way the host's segments, bit for bit (the row-by-row merge is tested against the
 // serial one on the host, test_properties.cpp).
 template <class T>
@@ -191,8 +169,6 @@ __global__ void __launch_bounds__(walk_threads) walk_kernel(Weights<T> w, bool s
     unsigned char* base = reinterpret_cast<unsigned char*>(staging);
     double* cs = reinterpret_cast<double*>(base + at.cs);  // cs[j] = CS[j]
     double* cu = reinterpret_cast<double*>(base + at.cu);
-    std::int32_t* first = reinterpret_cast<std::int32_t*>(base + at.first);
-    std::int32_t* last = reinterpret_cast<std::int32_t*>(base + at.last);
     std::int32_t* run_start = reinterpret_cast<std::int32_t*>(base + at.run_start);
     for (int j = thread; j < in; j += threads) cs[j + 1] = mass[j];
     for (int i = thread; i <= out; i += threads) cu[i] = detail::output_breakpoint(i, out);
@@ -210,17 +186,11 @@ __global__ void __launch_bounds__(walk_threads) walk_kernel(Weights<T> w, bool s
     __syncthreads();
     const auto cs_of = [&](int j) { return cs[j]; };
     const auto cu_of = [&](int i) { return cu[i]; };
-    for (int j = thread; j < in; j += threads) {
-      const detail::MergeRow row = detail::merge_row(cs_of, cu_of, out, j);
-      first[j] = row.first;
-      last[j] = row.last;
-    }
-    __syncthreads();
     // Thread u takes the rows [u * per, (u + 1) * per); its segments start after the runs before.
     const int per = (in + threads - 1) / threads;
     const int j0 = min(in, thread * per), j1 = min(in, j0 + per);
     int segments = 0;
-    for (int j = j0; j < j1; ++j) segments += detail::MergeRow{first[j], last[j]}.count();
+    for (int j = j0; j < j1; ++j) segments += detail::merge_row(cs_of, cu_of, out, j).count();
     run_start[thread + 1] = segments;
     __syncthreads();
     if (thread == 0) {
@@ -230,7 +200,7 @@ __global__ void __launch_bounds__(walk_threads) walk_kernel(Weights<T> w, bool s
     __syncthreads();
     int k = run_start[thread];
     for (int j = j0; j < j1; ++j) {
-      const detail::MergeRow row{first[j], last[j]};
+      const detail::MergeRow row = detail::merge_row(cs_of, cu_of, out, j);
       in_begin[j] = k;
       detail::merge_row_segments(cs_of, cu_of, j, row, k, weight, out_index, in_index, flags);
       k += row.count();
