@@ -109,16 +109,20 @@ ssb::HostWeights<T> weights_for(const Exec& exec, const Saliency<T>& s, int out_
   return w;
 }
 
+// The gathers overwrite their outputs: these start as NaN, so that an element a body leaves
+// unwritten shows.
 template <class Exec, class T>
 Tensor<T> sampled(const Exec& exec, const ssb::Weights<T>& w, const Tensor<T>& x) {
-  Tensor<T> xr(x.n, w.out_height(), w.out_width(), x.c, x.layout);
+  Tensor<T> xr(x.n, w.out_height(), w.out_width(), x.c, x.layout,
+               std::numeric_limits<T>::quiet_NaN());
   ssb::sample(exec, w, x.cview(), xr.view());
   return xr;
 }
 
 template <class Exec, class T>
 Tensor<T> inverse_sampled(const Exec& exec, const ssb::Weights<T>& w, const Tensor<T>& y) {
-  Tensor<T> z(y.n, w.in_height(), w.in_width(), y.c, y.layout);
+  Tensor<T> z(y.n, w.in_height(), w.in_width(), y.c, y.layout,
+              std::numeric_limits<T>::quiet_NaN());
   ssb::sample_inverse(exec, w, y.cview(), z.view());
   return z;
 }

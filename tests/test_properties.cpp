@@ -155,6 +155,11 @@ TEST_CASE_TEMPLATE("NHWC and NCHW give the same values, bit for bit", Exec, SSB_
   shapes.push_back({1, 48, 50, 35, 20, 21});  // planes too large for channel tiles (planar.hpp)
   shapes.push_back({2, 9, 60, 3, 70, 13});    // the same, zooming in along y
   shapes.push_back({3, 30, 90, 4, 12, 70});   // rows over 32 wide both ways (the lane body)
+  // The lane body sums lane_planes (4) planes at once, then the rest one by one: rows in
+  // registers (20 and 13 wide) and in scratch (40 and 36 wide), with destination rows that end
+  // inside a register.
+  shapes.push_back({2, 20, 20, 7, 12, 13});
+  shapes.push_back({1, 17, 40, 9, 9, 36});
   for (const auto& s : shapes) {
     CAPTURE(test::describe(s.n, s.h, s.w, s.c, s.hr, s.wr, Layout::nhwc));
     const auto w =
@@ -181,7 +186,7 @@ TEST_CASE_TEMPLATE("NHWC and NCHW agree bit for bit where the saliency zooms har
   // A band of columns 50x more salient than the rest: 16 neighbouring output columns then read
   // sources 32 or more columns apart, both ways (the gathers of planar.hpp's lane body).
   std::mt19937 rng(17);
-  const int n = 2, h = 12, w = 90, c = 3, hr = 10, wr = 70;
+  const int n = 2, h = 12, w = 90, c = 6, hr = 10, wr = 70;
   test::Saliency<float> saliency(n, h, w, 1.0f);
   for (int i = 0; i < n; ++i)
     for (int y = 0; y < h; ++y)
@@ -198,6 +203,48 @@ TEST_CASE_TEMPLATE("NHWC and NCHW agree bit for bit where the saliency zooms har
                      Layout::nhwc)
           .data,
       test::inverse_sampled(Exec{}, weights, y).data));
+}
+
+TEST_CASE_TEMPLATE("NHWC and NCHW agree bit for bit where rows and columns have no saliency", Exec,
+                   SSB_TEST_BACKENDS) {
+  // Zero rows and columns, inside and at the ends; trailing ones make empty segment ranges on the
+  // input grid, where the inverse gathers write zeros (row by row in the NCHW bodies). Planes of 20x24 and
+  // 40x24, 9 channels: the lane body's groups of planes and the rest, both ways.
+  std::mt19937 rng(19);
+  for (const int w : {24, 40}) {
+    const int n = 2, h = 20, c = 9, hr = 11, wr = 13;
+    CAPTURE(test::describe(n, h, w, c, hr, wr, Layout::nhwc));
+    test::Saliency<float> saliency = test::smooth_saliency<float>(rng, n, h, w);
+    for (int i = 0; i < n; ++i) {
+      for (const int zero_row : {0, 5, 6, 7 + i, h - 1}) {
+        for (int x = 0; x < w; ++x) saliency.at(i, zero_row, x) = 0.0f;
+      }
+      for (const int zero_column : {1, 2, 9 + i, w - 2, w - 1}) {
+        for (int y = 0; y < h; ++y) saliency.at(i, y, zero_column) = 0.0f;
+      }
+    }
+    const auto weights = test::weights_for(Exec{}, saliency, hr, wr);
+    const auto x = test::random_tensor<float>(rng, n, h, w, c, Layout::nhwc);
+    const auto y = test::random_tensor<float>(rng, n, hr, wr, c, Layout::nhwc);
+    const auto z = test::inverse_sampled(Exec{}, weights, y);
+    CHECK(test::bitwise_equal(
+        test::relayout(test::sampled(Exec{}, weights, test::relayout(x, Layout::nchw)),
+                       Layout::nhwc)
+            .data,
+        test::sampled(Exec{}, weights, x).data));
+    CHECK(test::bitwise_equal(
+        test::relayout(test::inverse_sampled(Exec{}, weights, test::relayout(y, Layout::nchw)),
+                       Layout::nhwc)
+            .data,
+        z.data));
+    // The test reaches empty ranges (the trailing zero row and columns: the walk of MATH.md
+    // ends before them), which the inverse image has as zeros.
+    const auto ay = weights.y.image(0), ax = weights.x.image(0);
+    CHECK(ay.in_begin[h - 1] == ay.in_begin[h]);
+    CHECK(ax.in_begin[w - 1] == ax.in_begin[w]);
+    CHECK(z.data[z.index(0, h - 1, 3, 0)] == 0.0f);
+    CHECK(z.data[z.index(0, 3, w - 1, 0)] == 0.0f);
+  }
 }
 
 TEST_CASE_TEMPLATE("an all-zero map falls back to uniform weights", Exec, SSB_TEST_BACKENDS) {
