@@ -71,12 +71,19 @@ template <class Exec>
 Worst check_problem(std::mt19937& rng, SsbLoss<Exec>& f) {
   const auto w = test::weights_for(Exec{}, f.s, f.hr, f.wr);
   Worst e;
-  // d_x of sample with upstream gradient A, d_y of sample_inverse with upstream gradient B.
-  test::Tensor<double> dx(f.x.n, f.x.h, f.x.w, f.x.c, f.x.layout);
-  test::Tensor<double> dy(f.y.n, f.y.h, f.y.w, f.y.c, f.y.layout);
+  // d_x of sample with upstream gradient A, d_y of sample_inverse with upstream gradient B; both
+  // are overwritten, so they start as NaN.
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  test::Tensor<double> dx(f.x.n, f.x.h, f.x.w, f.x.c, f.x.layout, nan);
+  test::Tensor<double> dy(f.y.n, f.y.h, f.y.w, f.y.c, f.y.layout, nan);
   ssb::sample_backward(Exec{}, w, f.x.cview(), f.a.cview(), dx.view(), ssb::WeightsGrad<double>{});
   ssb::sample_inverse_backward(Exec{}, w, f.y.cview(), f.b.cview(), dy.view(),
                                ssb::WeightsGrad<double>{});
+  const auto written = [](const std::vector<double>& v) {
+    return std::all_of(v.begin(), v.end(), [](double e) { return std::isfinite(e); });
+  };
+  CHECK(written(dx.data));
+  CHECK(written(dy.data));
   const auto linear_step = [](double) { return 1e-3; };
   e.dx = fd_error(
       f.x.data, dx.data, [&] { return test::dot(test::sampled(Exec{}, w, f.x), f.a); }, linear_step,
