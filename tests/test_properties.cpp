@@ -19,6 +19,21 @@ std::vector<double> marginal(const test::Saliency<double>& s, int n, bool along_
   return m;
 }
 
+// sample and sample_inverse of NCHW maps against NHWC ones, bit for bit (x on the input grid, y on
+// the sampled one, both NHWC).
+template <class Exec>
+void check_nchw_equals_nhwc(const ssb::Weights<float>& w, const test::Tensor<float>& x,
+                            const test::Tensor<float>& y) {
+  CHECK(test::bitwise_equal(
+      test::relayout(test::sampled(Exec{}, w, test::relayout(x, Layout::nchw)), Layout::nhwc).data,
+      test::sampled(Exec{}, w, x).data));
+  CHECK(test::bitwise_equal(
+      test::relayout(test::inverse_sampled(Exec{}, w, test::relayout(y, Layout::nchw)),
+                     Layout::nhwc)
+          .data,
+      test::inverse_sampled(Exec{}, w, y).data));
+}
+
 }  // namespace
 
 TEST_CASE_TEMPLATE("segments: staircase, bound, offsets, row and column sums", Exec,
@@ -155,9 +170,8 @@ TEST_CASE_TEMPLATE("NHWC and NCHW give the same values, bit for bit", Exec, SSB_
   shapes.push_back({1, 48, 50, 35, 20, 21});  // planes too large for channel tiles (planar.hpp)
   shapes.push_back({2, 9, 60, 3, 70, 13});    // the same, zooming in along y
   shapes.push_back({3, 30, 90, 4, 12, 70});   // rows over 32 wide both ways (the lane body)
-  // The lane body sums lane_planes (4) planes at once, then the rest one by one: rows in
-  // registers (20 and 13 wide) and in scratch (40 and 36 wide), with destination rows that end
-  // inside a register.
+  // The lane body with several planes per task: source rows in registers (20 and 13 wide) and in
+  // scratch (40 and 36 wide), destination rows that end inside a register.
   shapes.push_back({2, 20, 20, 7, 12, 13});
   shapes.push_back({1, 17, 40, 9, 9, 36});
   for (const auto& s : shapes) {
@@ -166,13 +180,7 @@ TEST_CASE_TEMPLATE("NHWC and NCHW give the same values, bit for bit", Exec, SSB_
         test::weights_for(Exec{}, test::smooth_saliency<float>(rng, s.n, s.h, s.w), s.hr, s.wr);
     const auto x = test::random_tensor<float>(rng, s.n, s.h, s.w, s.c, Layout::nhwc);
     const auto y = test::random_tensor<float>(rng, s.n, s.hr, s.wr, s.c, Layout::nhwc);
-    const auto x_nchw = test::relayout(x, Layout::nchw);
-    const auto y_nchw = test::relayout(y, Layout::nchw);
-    CHECK(test::bitwise_equal(test::relayout(test::sampled(Exec{}, w, x_nchw), Layout::nhwc).data,
-                              test::sampled(Exec{}, w, x).data));
-    CHECK(test::bitwise_equal(
-        test::relayout(test::inverse_sampled(Exec{}, w, y_nchw), Layout::nhwc).data,
-        test::inverse_sampled(Exec{}, w, y).data));
+    check_nchw_equals_nhwc<Exec>(w, x, y);
     // Mixed layouts (NHWC in, NCHW out) are accepted too.
     test::Tensor<float> xr_mixed(s.n, s.hr, s.wr, s.c, Layout::nchw);
     ssb::sample(Exec{}, w, x.cview(), xr_mixed.view());
@@ -194,22 +202,14 @@ TEST_CASE_TEMPLATE("NHWC and NCHW agree bit for bit where the saliency zooms har
   const auto weights = test::weights_for(Exec{}, saliency, hr, wr);
   const auto x = test::random_tensor<float>(rng, n, h, w, c, Layout::nhwc);
   const auto y = test::random_tensor<float>(rng, n, hr, wr, c, Layout::nhwc);
-  CHECK(test::bitwise_equal(
-      test::relayout(test::sampled(Exec{}, weights, test::relayout(x, Layout::nchw)), Layout::nhwc)
-          .data,
-      test::sampled(Exec{}, weights, x).data));
-  CHECK(test::bitwise_equal(
-      test::relayout(test::inverse_sampled(Exec{}, weights, test::relayout(y, Layout::nchw)),
-                     Layout::nhwc)
-          .data,
-      test::inverse_sampled(Exec{}, weights, y).data));
+  check_nchw_equals_nhwc<Exec>(weights, x, y);
 }
 
 TEST_CASE_TEMPLATE("NHWC and NCHW agree bit for bit where rows and columns have no saliency", Exec,
                    SSB_TEST_BACKENDS) {
   // Zero rows and columns, inside and at the ends; trailing ones make empty segment ranges on the
-  // input grid, where the inverse gathers write zeros (row by row in the NCHW bodies). Planes of 20x24 and
-  // 40x24, 9 channels: the lane body's groups of planes and the rest, both ways.
+  // input grid, where the inverse gathers write zeros (row by row in the NCHW bodies). Planes of
+  // 20x24 and 20x40 (the lane body, rows in registers and in scratch), 9 channels, both ways.
   std::mt19937 rng(19);
   for (const int w : {24, 40}) {
     const int n = 2, h = 20, c = 9, hr = 11, wr = 13;
@@ -226,17 +226,8 @@ TEST_CASE_TEMPLATE("NHWC and NCHW agree bit for bit where rows and columns have 
     const auto weights = test::weights_for(Exec{}, saliency, hr, wr);
     const auto x = test::random_tensor<float>(rng, n, h, w, c, Layout::nhwc);
     const auto y = test::random_tensor<float>(rng, n, hr, wr, c, Layout::nhwc);
+    check_nchw_equals_nhwc<Exec>(weights, x, y);
     const auto z = test::inverse_sampled(Exec{}, weights, y);
-    CHECK(test::bitwise_equal(
-        test::relayout(test::sampled(Exec{}, weights, test::relayout(x, Layout::nchw)),
-                       Layout::nhwc)
-            .data,
-        test::sampled(Exec{}, weights, x).data));
-    CHECK(test::bitwise_equal(
-        test::relayout(test::inverse_sampled(Exec{}, weights, test::relayout(y, Layout::nchw)),
-                       Layout::nhwc)
-            .data,
-        z.data));
     // The test reaches empty ranges (the trailing zero row and columns: the walk of MATH.md
     // ends before them), which the inverse image has as zeros.
     const auto ay = weights.y.image(0), ax = weights.x.image(0);
