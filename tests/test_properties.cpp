@@ -182,7 +182,8 @@ TEST_CASE_TEMPLATE("NHWC and NCHW give the same values, bit for bit", Exec, SSB_
     const auto y = test::random_tensor<float>(rng, s.n, s.hr, s.wr, s.c, Layout::nhwc);
     check_nchw_equals_nhwc<Exec>(w, x, y);
     // Mixed layouts (NHWC in, NCHW out) are accepted too.
-    test::Tensor<float> xr_mixed(s.n, s.hr, s.wr, s.c, Layout::nchw);
+    test::Tensor<float> xr_mixed(s.n, s.hr, s.wr, s.c, Layout::nchw,
+                                 std::numeric_limits<float>::quiet_NaN());
     ssb::sample(Exec{}, w, x.cview(), xr_mixed.view());
     CHECK(test::bitwise_equal(test::relayout(xr_mixed, Layout::nhwc).data,
                               test::sampled(Exec{}, w, x).data));
