@@ -121,8 +121,7 @@ Tensor<T> sampled(const Exec& exec, const ssb::Weights<T>& w, const Tensor<T>& x
 
 template <class Exec, class T>
 Tensor<T> inverse_sampled(const Exec& exec, const ssb::Weights<T>& w, const Tensor<T>& y) {
-  Tensor<T> z(y.n, w.in_height(), w.in_width(), y.c, y.layout,
-              std::numeric_limits<T>::quiet_NaN());
+  Tensor<T> z(y.n, w.in_height(), w.in_width(), y.c, y.layout, std::numeric_limits<T>::quiet_NaN());
   ssb::sample_inverse(exec, w, y.cview(), z.view());
   return z;
 }
