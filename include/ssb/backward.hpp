@@ -36,25 +36,46 @@ SSB_HOST_DEVICE inline T segment_grad(const AxisImage<T>& other, const T* dots, 
 }
 
 // Weight-gradient slot `slot` of image n (slot < capacity_y: y segment `slot`, else x segment
-// slot - capacity_y): d_weights += segment_grad of that segment, when the slot holds a segment.
+// slot - capacity_y), decoded: its axis, its segment there, whether the slot holds a segment, the
+// other axis (whose segments its sum runs over), the image's pair dots and where its gradient
+// goes. Shared by add_slot_grad and the GPU backends' segment_grads_kernel.
+template <class T>
+struct GradSlot {
+  bool fixed_is_y;
+  int fixed;
+  bool holds_segment;
+  AxisImage<T> other;
+  const T* dots;  // the image's pair dots, [capacity_y][capacity_x]
+  T* out;         // the slot in d_weights
+};
+template <class T>
+SSB_HOST_DEVICE inline GradSlot<T> grad_slot(const Weights<T>& w, const T* dots,
+                                             const WeightsGrad<T>& d_weights, int n, int slot) {
+  const int cap_y = w.y.capacity(), cap_x = w.x.capacity();
+  const AxisImage<T> ay = w.y.image(n), ax = w.x.image(n);
+  const bool fixed_is_y = slot < cap_y;
+  const int fixed = fixed_is_y ? slot : slot - cap_y;
+  return {fixed_is_y,
+          fixed,
+          fixed < (fixed_is_y ? ay.count() : ax.count()),
+          fixed_is_y ? ax : ay,
+          dots + std::int64_t(n) * cap_y * cap_x,
+          fixed_is_y ? d_weights.y + std::int64_t(n) * cap_y + fixed
+                     : d_weights.x + std::int64_t(n) * cap_x + fixed};
+}
+
+// d_weights += segment_grad of slot `slot` of image n (grad_slot), when the slot holds a segment.
 // `dots` holds the pair dots of the whole batch ([batch][capacity_y][capacity_x]). One call per
 // slot, any order, in parallel: each writes only its own slot.
 template <class T>
 SSB_HOST_DEVICE inline void add_slot_grad(const Weights<T>& w, const T* dots,
                                           const WeightsGrad<T>& d_weights, int n, int slot,
                                           T scale) {
-  const int cap_y = w.y.capacity(), cap_x = w.x.capacity();
-  const AxisImage<T> ay = w.y.image(n), ax = w.x.image(n);
-  const T* image_dots = dots + std::int64_t(n) * cap_y * cap_x;
-  if (slot < cap_y) {
-    if (slot < ay.count()) {
-      d_weights.y[std::int64_t(n) * cap_y + slot] +=
-          segment_grad<true>(ax, image_dots, cap_x, slot, scale);
-    }
-  } else if (slot - cap_y < ax.count()) {
-    d_weights.x[std::int64_t(n) * cap_x + (slot - cap_y)] +=
-        segment_grad<false>(ay, image_dots, cap_x, slot - cap_y, scale);
-  }
+  const GradSlot<T> g = grad_slot(w, dots, d_weights, n, slot);
+  if (!g.holds_segment) return;
+  const int cap_x = w.x.capacity();
+  *g.out += g.fixed_is_y ? segment_grad<true>(g.other, g.dots, cap_x, g.fixed, scale)
+                         : segment_grad<false>(g.other, g.dots, cap_x, g.fixed, scale);
 }
 
 // marginal_suffix's second half: with scratch[j] = dCS[j] (j = 1 .. in - 1), leaves

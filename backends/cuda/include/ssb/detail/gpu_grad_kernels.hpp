@@ -148,8 +148,8 @@ __global__ void __launch_bounds__(block_threads)
 // segment (slot), lane u summing the terms k = u, u + 32, ... in order (gpu::fma_rn), then a fixed
 // shuffle tree, so the bits are the same every run. (One thread per segment, with
 // detail::add_slot_grad, ran its few hundred terms as a chain of dependent loads: 71 us of a
-// COCO sample_backward on an H200.) The terms are the host's (detail::segment_grad); their sum
-// is in another order.
+// COCO sample_backward on an H200.) The slot is decoded as on the host (detail::grad_slot), and
+// the terms are the host's (detail::segment_grad); their sum is in another order.
 template <class T>
 __global__ void segment_grads_kernel(Weights<T> w, const T* dots, WeightsGrad<T> d_weights,
                                      T scale) {
@@ -160,26 +160,18 @@ __global__ void segment_grads_kernel(Weights<T> w, const T* dots, WeightsGrad<T>
   const std::int64_t groups = blockDim.x / 32;
   for (std::int64_t s = blockIdx.x * groups + threadIdx.x / 32; s < count;
        s += std::int64_t(gridDim.x) * groups) {
-    const int n = int(s / per_image), slot = int(s % per_image);
-    const bool fixed_is_y = slot < cap_y;
-    const int fixed = fixed_is_y ? slot : slot - cap_y;
-    const AxisImage<T> ay = w.y.image(n), ax = w.x.image(n);
-    if (fixed >= (fixed_is_y ? ay.count() : ax.count())) continue;  // the same for all 32 lanes
-    const AxisImage<T> other = fixed_is_y ? ax : ay;
-    const T* image_dots = dots + std::int64_t(n) * cap_y * cap_x;
-    const int terms = other.count();
+    const detail::GradSlot<T> g =
+        detail::grad_slot(w, dots, d_weights, int(s / per_image), int(s % per_image));
+    if (!g.holds_segment) continue;  // the same for all 32 lanes
+    const int terms = g.other.count();
     T sum = T(0);
     for (int k = lane; k < terms; k += 32) {
-      const T d = fixed_is_y ? image_dots[std::int64_t(fixed) * cap_x + k]
-                             : image_dots[std::int64_t(k) * cap_x + fixed];
-      sum = k == lane ? gpu::mul_rn(other.weight[k], d) : gpu::fma_rn(other.weight[k], d, sum);
+      const T d = g.fixed_is_y ? g.dots[std::int64_t(g.fixed) * cap_x + k]
+                               : g.dots[std::int64_t(k) * cap_x + g.fixed];
+      sum = k == lane ? gpu::mul_rn(g.other.weight[k], d) : gpu::fma_rn(g.other.weight[k], d, sum);
     }
     for (int half = 16; half > 0; half /= 2) sum += gpu::shfl_down32(sum, unsigned(half));
-    if (lane == 0) {
-      T* out = fixed_is_y ? d_weights.y + std::int64_t(n) * cap_y + fixed
-                          : d_weights.x + std::int64_t(n) * cap_x + fixed;
-      *out += gpu::mul_rn(scale, sum);
-    }
+    if (lane == 0) *g.out += gpu::mul_rn(scale, sum);
   }
 }
 
