@@ -168,6 +168,76 @@ TEST_CASE_TEMPLATE("d_weights accumulates and either output may be skipped", Exe
   CHECK(any_nonzero);
 }
 
+namespace {
+
+// One backward verb called once for both outputs, and once for each alone: the same bits. For
+// NHWC maps the call with both runs the data gradient and the pair dots pixel by pixel in one
+// launch (backward_row_nhwc), the calls for one output each their own launch.
+template <class Exec, class T>
+void check_backward_parts(std::mt19937& rng, const test::Saliency<T>& s, int c, int hr, int wr) {
+  const auto w = test::weights_for(Exec{}, s, hr, wr);
+  const T nan = std::numeric_limits<T>::quiet_NaN();
+  for (const bool inverse : {false, true}) {
+    CAPTURE(inverse);
+    // primal on its grid, upstream on the other.
+    const int ph = inverse ? hr : s.h, pw = inverse ? wr : s.w;
+    const int uh = inverse ? s.h : hr, uw = inverse ? s.w : wr;
+    const auto primal = test::random_tensor<T>(rng, s.n, ph, pw, c, Layout::nhwc);
+    const auto upstream = test::random_tensor<T>(rng, s.n, uh, uw, c, Layout::nhwc);
+    test::Tensor<T> d_both(s.n, ph, pw, c, Layout::nhwc, nan), d_alone = d_both;
+    ssb::HostWeightsGrad<T> dw_both(w), dw_alone(w);
+    const auto run = [&](ssb::FeatureMap<T> d, ssb::WeightsGrad<T> dw) {
+      if (inverse) {
+        ssb::sample_inverse_backward(Exec{}, w, primal.cview(), upstream.cview(), d, dw);
+      } else {
+        ssb::sample_backward(Exec{}, w, primal.cview(), upstream.cview(), d, dw);
+      }
+    };
+    run(d_both.view(), dw_both);
+    run(d_alone.view(), ssb::WeightsGrad<T>{});
+    run(ssb::FeatureMap<T>{}, dw_alone);
+    CHECK(std::none_of(d_both.data.begin(), d_both.data.end(), [](T v) { return std::isnan(v); }));
+    CHECK(test::bitwise_equal(d_both.data, d_alone.data));
+    CHECK(test::bitwise_equal(dw_both.values(), dw_alone.values()));
+    CHECK(std::any_of(dw_both.values().begin(), dw_both.values().end(),
+                      [](T v) { return v != T(0); }));
+  }
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("a backward verb gives the same bits for both outputs as for each alone", Exec,
+                   SSB_TEST_BACKENDS) {
+  // Channels below, at and above a register block (gather_pixel_block, gather_pixel_fixed, and
+  // the pair dots' lane tail); ranges of up to 3 x 3 segments and larger (a hard zoom, and
+  // sampling up); zero rows and columns (empty ranges).
+  std::mt19937 rng(34);
+  struct Case {
+    int n, h, w, c, hr, wr;
+    int kind;  // 0 smooth, 1 spiky, 2 zero rows and columns
+  };
+  for (const Case& k :
+       {Case{2, 7, 7, 70, 4, 4, 0}, Case{2, 14, 12, 37, 8, 7, 1}, Case{1, 9, 7, 100, 12, 10, 0},
+        Case{2, 12, 30, 3, 10, 9, 1}, Case{2, 10, 11, 48, 6, 5, 2}, Case{1, 5, 5, 129, 3, 3, 0}}) {
+    CAPTURE(test::describe(k.n, k.h, k.w, k.c, k.hr, k.wr, Layout::nhwc));
+    auto sf = k.kind == 1 ? test::spiky_saliency<float>(rng, k.n, k.h, k.w)
+                          : test::smooth_saliency<float>(rng, k.n, k.h, k.w);
+    if (k.kind == 2) {
+      for (int i = 0; i < k.n; ++i) {
+        for (int y = 0; y < k.h; ++y) {
+          for (int x = 0; x < k.w; ++x) {
+            if (y == 0 || y == 4 || y == k.h - 1 || x == 2 || x == k.w - 1) sf.at(i, y, x) = 0.0f;
+          }
+        }
+      }
+    }
+    test::Saliency<double> sd(k.n, k.h, k.w);
+    for (std::size_t i = 0; i < sf.data.size(); ++i) sd.data[i] = double(sf.data[i]);
+    check_backward_parts<Exec, float>(rng, sf, k.c, k.hr, k.wr);
+    check_backward_parts<Exec, double>(rng, sd, k.c, k.hr, k.wr);
+  }
+}
+
 TEST_CASE_TEMPLATE("float weight gradients of NCHW maps agree with NHWC's", Exec,
                    SSB_TEST_BACKENDS) {
   // The NCHW pair dots have their own bodies (planar.hpp), with their own order of summation:

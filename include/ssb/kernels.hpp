@@ -347,12 +347,45 @@ inline bool gather_pixel_small(const AxisImage<T>& ay, const AxisImage<T>& ax, i
 }
 #endif
 
-// Destination row (n, a) of channels-last maps (src and dst NHWC): every destination pixel by
+// Destination pixel (a, b) of channels-last maps, y range [ky0, ky1) of row a: by
 // gather_pixel_fixed (with Fixed, for ranges of up to 3 x 3 segments and pixels of more than
-// pixel_block channels), else gather_pixel_block, pixel_block channels at a time. A source pixel
-// shared by neighbouring destination pixels is re-read from cache; nothing is staged in scratch.
-// (Faster than the separable body below while the rows it walks stay in cache; walking one channel
-// block along the whole row was about 2x slower. gather_row picks between the two.)
+// pixel_block channels), else gather_pixel_block, pixel_block channels at a time; zeros for an
+// empty range. `image` is the source image, `out` the destination pixel.
+template <Direction D, class T, bool Fixed = true>
+SSB_HOST_DEVICE inline void gather_pixel_nhwc(const AxisImage<T>& ay, const AxisImage<T>& ax,
+                                              int ky0, int ky1, int b, const T* image,
+                                              std::int64_t row_stride, int channels, T scale,
+                                              T* out) {
+  const int kx0 = range_begin<D>(ax, b), kx1 = range_begin<D>(ax, b + 1);
+  if (ky0 == ky1 || kx0 == kx1) {
+    for (int c = 0; c < channels; ++c) out[c] = T(0);
+    return;
+  }
+#if defined(SSB_FIXED_PIXELS)
+  // (Pixels of one register block of channels are as fast or faster through gather_pixel_block:
+  // the pointers are set up for too few channels. planar.hpp's channel tiles pass Fixed = false:
+  // with the fixed bodies compiled in, their inverse gathers were 6-25% slower, 2 threads.)
+  if (Fixed && channels > pixel_block<T>() &&
+      gather_pixel_small<D>(ay, ax, ky0, ky1, kx0, kx1, image, row_stride, channels, scale, out)) {
+    return;
+  }
+#endif
+  int c0 = 0;
+  for (; c0 + pixel_block<T>() <= channels; c0 += pixel_block<T>()) {
+    gather_pixel_block<D, pixel_block<T>()>(ay, ax, ky0, ky1, kx0, kx1, image + c0, row_stride,
+                                            channels, pixel_block<T>(), scale, out + c0);
+  }
+  if (c0 < channels) {
+    gather_pixel_block<D, 0>(ay, ax, ky0, ky1, kx0, kx1, image + c0, row_stride, channels,
+                             channels - c0, scale, out + c0);
+  }
+}
+
+// Destination row (n, a) of channels-last maps (src and dst NHWC), pixel by pixel
+// (gather_pixel_nhwc). A source pixel shared by neighbouring destination pixels is re-read from
+// cache; nothing is staged in scratch. (Faster than the separable body below while the rows it
+// walks stay in cache; walking one channel block along the whole row was about 2x slower.
+// gather_row picks between the two.)
 template <Direction D, class T, bool Fixed = true>
 SSB_HOST_DEVICE inline void gather_row_nhwc(const AxisImage<T>& ay, const AxisImage<T>& ax,
                                             const FeatureMap<const T>& src,
@@ -364,30 +397,7 @@ SSB_HOST_DEVICE inline void gather_row_nhwc(const AxisImage<T>& ay, const AxisIm
   const T* image = src.data + src.pixel_offset(n, 0, 0);
   T* out = dst.data + dst.pixel_offset(n, a, 0);
   for (int b = 0; b < dst_w; ++b, out += channels) {
-    const int kx0 = range_begin<D>(ax, b), kx1 = range_begin<D>(ax, b + 1);
-    if (ky0 == ky1 || kx0 == kx1) {
-      for (int c = 0; c < channels; ++c) out[c] = T(0);
-      continue;
-    }
-#if defined(SSB_FIXED_PIXELS)
-    // (Pixels of one register block of channels are as fast or faster through gather_pixel_block:
-    // the pointers are set up for too few channels. planar.hpp's channel tiles pass Fixed = false:
-    // with the fixed bodies compiled in, their inverse gathers were 6-25% slower, 2 threads.)
-    if (Fixed && channels > pixel_block<T>() &&
-        gather_pixel_small<D>(ay, ax, ky0, ky1, kx0, kx1, image, row_stride, channels, scale,
-                              out)) {
-      continue;
-    }
-#endif
-    int c0 = 0;
-    for (; c0 + pixel_block<T>() <= channels; c0 += pixel_block<T>()) {
-      gather_pixel_block<D, pixel_block<T>()>(ay, ax, ky0, ky1, kx0, kx1, image + c0, row_stride,
-                                              channels, pixel_block<T>(), scale, out + c0);
-    }
-    if (c0 < channels) {
-      gather_pixel_block<D, 0>(ay, ax, ky0, ky1, kx0, kx1, image + c0, row_stride, channels,
-                               channels - c0, scale, out + c0);
-    }
+    gather_pixel_nhwc<D, T, Fixed>(ay, ax, ky0, ky1, b, image, row_stride, channels, scale, out);
   }
 }
 
@@ -476,6 +486,45 @@ SSB_HOST_DEVICE inline void gather_row_nhwc_separable(const AxisImage<T>& ay,
   }
 }
 
+#if defined(SSB_VECTOR_EXTENSIONS)
+// The pair dots of destination pixel (n, a, b) (file comment) when src and pair.other are both
+// NHWC; y range [ky0, ky1) of row a. The pairs share `other`'s pixel: up to shared_dots_max dots
+// per pass over it.
+template <Direction D, class T>
+inline void pixel_pair_dots_nhwc(const AxisImage<T>& ay, const AxisImage<T>& ax,
+                                 const FeatureMap<const T>& src, const PairDots<T>& pair, int n,
+                                 int a, int b, int ky0, int ky1) {
+  const int dst_w = D == Direction::forward ? ax.out_size : ax.in_size;
+  const T* other = pair.other.data + pair.other.pixel_offset(n, a, b);
+  const int kx0 = range_begin<D>(ax, b), kx1 = range_begin<D>(ax, b + 1);
+  if (D == Direction::inverse && b + 1 < dst_w) {
+    // The next pixel of `other`, the large map here (on the input grid), one pixel ahead:
+    // with the hardware's prefetch alone these loops waited on memory (with this one, the
+    // d_weights pass of sample_backward took 0.55-0.81x the time on 512-channel maps,
+    // 0.77-1.13x on the others, 2 threads). A hint, so no result changes. The forward
+    // direction's large map is src; prefetching its next pixels there took 0.86-0.98x on
+    // 512-channel maps but 1.07-1.13x on 6x6 to 16x16 planes, so it is left out.
+    prefetch_bytes(other + pair.other.channels,
+                   std::int64_t(src.channels) * std::int64_t(sizeof(T)));
+  }
+  const T* in[shared_dots_max];
+  T* out[shared_dots_max];
+  int m = 0;
+  for (int k = ky0; k < ky1; ++k) {
+    const int sy = source_index<D>(ay, k);
+    for (int l = kx0; l < kx1; ++l) {
+      in[m] = src.data + src.pixel_offset(n, sy, source_index<D>(ax, l));
+      out[m] = pair.dots + std::int64_t(k) * pair.stride + l;
+      if (++m == shared_dots_max) {
+        pair_dots_shared<shared_dots_max>(in, other, src.channels, out);
+        m = 0;
+      }
+    }
+  }
+  if (m > 0) pair_dots_shared_upto<shared_dots_max - 1>(m, in, other, src.channels, out);
+}
+#endif
+
 // The pair dots of destination row (n, a) (file comment), for maps in any layouts.
 template <Direction D, class T>
 SSB_HOST_DEVICE inline void row_pair_dots(const AxisImage<T>& ay, const AxisImage<T>& ax,
@@ -486,39 +535,14 @@ SSB_HOST_DEVICE inline void row_pair_dots(const AxisImage<T>& ay, const AxisImag
   const bool contiguous = src.layout == Layout::nhwc && pair.other.layout == Layout::nhwc;
   const std::int64_t src_cs = src.channel_stride(), other_cs = pair.other.channel_stride();
   for (int b = 0; b < dst_w; ++b) {
-    const T* other = pair.other.data + pair.other.pixel_offset(n, a, b);
-    const int kx0 = range_begin<D>(ax, b), kx1 = range_begin<D>(ax, b + 1);
 #if defined(SSB_VECTOR_EXTENSIONS)
     if (contiguous) {
-      // The pairs of pixel (a, b) share `other`: up to shared_dots_max dots per pass over it.
-      if (D == Direction::inverse && b + 1 < dst_w) {
-        // The next pixel of `other`, the large map here (on the input grid), one pixel ahead:
-        // with the hardware's prefetch alone these loops waited on memory (with this one, the
-        // d_weights pass of sample_backward took 0.55-0.81x the time on 512-channel maps,
-        // 0.77-1.13x on the others, 2 threads). A hint, so no result changes. The forward
-        // direction's large map is src; prefetching its next pixels there took 0.86-0.98x on
-        // 512-channel maps but 1.07-1.13x on 6x6 to 16x16 planes, so it is left out.
-        prefetch_bytes(other + pair.other.channels,
-                       std::int64_t(src.channels) * std::int64_t(sizeof(T)));
-      }
-      const T* in[shared_dots_max];
-      T* out[shared_dots_max];
-      int m = 0;
-      for (int k = ky0; k < ky1; ++k) {
-        const int sy = source_index<D>(ay, k);
-        for (int l = kx0; l < kx1; ++l) {
-          in[m] = src.data + src.pixel_offset(n, sy, source_index<D>(ax, l));
-          out[m] = pair.dots + std::int64_t(k) * pair.stride + l;
-          if (++m == shared_dots_max) {
-            pair_dots_shared<shared_dots_max>(in, other, src.channels, out);
-            m = 0;
-          }
-        }
-      }
-      if (m > 0) pair_dots_shared_upto<shared_dots_max - 1>(m, in, other, src.channels, out);
+      pixel_pair_dots_nhwc<D>(ay, ax, src, pair, n, a, b, ky0, ky1);
       continue;
     }
 #endif
+    const T* other = pair.other.data + pair.other.pixel_offset(n, a, b);
+    const int kx0 = range_begin<D>(ax, b), kx1 = range_begin<D>(ax, b + 1);
     for (int k = ky0; k < ky1; ++k) {
       const int sy = source_index<D>(ay, k);
       for (int l = kx0; l < kx1; ++l) {
@@ -531,6 +555,36 @@ SSB_HOST_DEVICE inline void row_pair_dots(const AxisImage<T>& ay, const AxisImag
   }
 }
 
+#if defined(SSB_VECTOR_EXTENSIONS)
+// Destination row (n, a) of a backward verb with src, dst and pair.other all NHWC: the gather of
+// gather_row_nhwc and the pair dots of row_pair_dots, pixel by pixel, so that the pixels of the
+// large map (`other` of sample_backward, src of sample_inverse_backward) come from memory once
+// for both. The same operations per element as the two rows apart: the same bits.
+template <Direction D, class T>
+inline void backward_row_nhwc(const AxisImage<T>& ay, const AxisImage<T>& ax,
+                              const FeatureMap<const T>& src, const FeatureMap<T>& dst,
+                              const PairDots<T>& pair, int n, int a, T scale) {
+  const int ky0 = range_begin<D>(ay, a), ky1 = range_begin<D>(ay, a + 1);
+  const int channels = src.channels;
+  const std::int64_t row_stride = std::int64_t(src.width) * channels;
+  const int dst_w = D == Direction::forward ? ax.out_size : ax.in_size;
+  const T* image = src.data + src.pixel_offset(n, 0, 0);
+  T* out = dst.data + dst.pixel_offset(n, a, 0);
+  for (int b = 0; b < dst_w; ++b, out += channels) {
+    gather_pixel_nhwc<D>(ay, ax, ky0, ky1, b, image, row_stride, channels, scale, out);
+    pixel_pair_dots_nhwc<D>(ay, ax, src, pair, n, a, b, ky0, ky1);
+  }
+}
+#endif
+
+// Whether gather_row takes the separable body for NHWC maps (above).
+template <Direction D, class T>
+SSB_HOST_DEVICE inline bool separable_rows(const FeatureMap<const T>& src) {
+  return D == Direction::forward && src.width >= SSB_NHWC_SEPARABLE_MIN_WIDTH &&
+         std::int64_t(src.channels) * std::int64_t(sizeof(T)) <=
+             std::int64_t(SSB_NHWC_SEPARABLE_MAX_CHANNEL_BYTES);
+}
+
 // Destination row (n, a) of maps that are not all NCHW (those have planar.hpp): for src and dst
 // NHWC the per-pixel body, or the separable one (into `row`: src.width * src.channels elements)
 // for the forward gathers of wide rows (above); the per-channel body otherwise.
@@ -539,10 +593,7 @@ SSB_HOST_DEVICE inline void gather_row(const Weights<T>& weights, const FeatureM
                                        const FeatureMap<T>& dst, int n, int a, T scale, T* row) {
   const AxisImage<T> ay = weights.y.image(n), ax = weights.x.image(n);
   if (src.layout == Layout::nhwc && dst.layout == Layout::nhwc) {
-    const bool separable = D == Direction::forward && src.width >= SSB_NHWC_SEPARABLE_MIN_WIDTH &&
-                           std::int64_t(src.channels) * std::int64_t(sizeof(T)) <=
-                               std::int64_t(SSB_NHWC_SEPARABLE_MAX_CHANNEL_BYTES);
-    if (separable) {
+    if (separable_rows<D>(src)) {
       gather_row_nhwc_separable<D>(ay, ax, src, dst, n, a, scale, row);
     } else {
       gather_row_nhwc<D>(ay, ax, src, dst, n, a, scale);

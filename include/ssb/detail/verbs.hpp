@@ -23,6 +23,12 @@
 #include "../weights.hpp"
 #include "checks.hpp"
 
+// 0 makes sample_inverse_backward of NHWC maps run its data gradient and its pair dots as two
+// launches, as the other backward paths do (launch_backward); for comparisons. Same bits.
+#ifndef SSB_FUSED_BACKWARD
+#define SSB_FUSED_BACKWARD 1
+#endif
+
 namespace ssb {
 namespace detail {
 
@@ -257,12 +263,38 @@ template <class Exec, class T>
 void launch_backward(const Exec& exec, const Weights<T>& w, const FeatureMap<const T>& upstream,
                      const FeatureMap<T>& d_data, Direction direction, T scale,
                      const FeatureMap<const T>& other, const WeightsGrad<T>* d_weights) {
-  // The data gradient and the pair dots run as two launches: fusing them in one row task was
-  // measured slower (the written rows push the source rows the dots re-read out of cache).
+  std::vector<T> dots;
+  if (d_weights != nullptr) {
+    dots.resize(std::size_t(w.batch) * std::size_t(w.y.capacity()) * std::size_t(w.x.capacity()));
+  }
+#if defined(SSB_VECTOR_EXTENSIONS)
+  // sample_inverse_backward (forward direction) of NHWC maps: one launch, pixel by pixel
+  // (backward_row_nhwc), so that d_z, which the gather and the pair dots both read, comes from
+  // memory once. On the bench shapes it took 0.79-0.95x the time of the two launches on 14 of 15
+  // (1.06x on one), 2 threads. sample_backward's two passes read different large maps (the
+  // gather writes d_x, the dots read x): there the same fusion took 0.82-1.41x, slower on 9 of
+  // 15, so it keeps the two launches.
+  if (SSB_FUSED_BACKWARD && direction == Direction::forward && d_data.data != nullptr &&
+      d_weights != nullptr && upstream.layout == Layout::nhwc && d_data.layout == Layout::nhwc &&
+      other.layout == Layout::nhwc && !separable_rows<Direction::forward>(upstream)) {
+    const int height = w.out_height();
+    const std::int64_t per_image = std::int64_t(w.y.capacity()) * w.x.capacity();
+    launcher<Exec>::for_each(
+        exec, std::int64_t(w.batch) * height,
+        [&](std::int64_t r) {
+          const int n = int(r / height);
+          const PairDots<T> pair{other, dots.data() + n * per_image, w.x.capacity()};
+          backward_row_nhwc<Direction::forward>(w.y.image(n), w.x.image(n), upstream, d_data, pair,
+                                                n, int(r % height), scale);
+        },
+        launch_work(upstream, d_data, other));
+    launch_segment_grads(exec, w, dots.data(), *d_weights, scale);
+    return;
+  }
+#endif
+  // Otherwise the data gradient and the pair dots run as two launches.
   if (d_data.data != nullptr) launch_gather(exec, w, upstream, d_data, direction, scale);
   if (d_weights == nullptr) return;
-  std::vector<T> dots(std::size_t(w.batch) * std::size_t(w.y.capacity()) *
-                      std::size_t(w.x.capacity()));
   launch_pair_dots(exec, w, upstream, other, direction, dots.data());
   launch_segment_grads(exec, w, dots.data(), *d_weights, scale);
 }
