@@ -208,9 +208,10 @@ void check_backward_parts(std::mt19937& rng, const test::Saliency<T>& s, int c, 
 
 TEST_CASE_TEMPLATE("a backward verb gives the same bits for both outputs as for each alone", Exec,
                    SSB_TEST_BACKENDS) {
-  // Channels below, at and above a register block (gather_pixel_block, gather_pixel_fixed, and
-  // the pair dots' lane tail); ranges of up to 3 x 3 segments and larger (a hard zoom, and
-  // sampling up); zero rows and columns (empty ranges).
+  // Channels below, at and above a register block and a group of dot lanes (gather_pixel_block,
+  // gather_pixel_fixed, gather_dots_pixel_fixed and its channel tails of more than one register
+  // block, the pair dots' lane tail); ranges of 1 x 1 to 2 x 2 segments, up to 3 x 3 and larger
+  // (a hard zoom, and sampling up); zero rows and columns (empty ranges).
   std::mt19937 rng(34);
   struct Case {
     int n, h, w, c, hr, wr;
@@ -218,7 +219,8 @@ TEST_CASE_TEMPLATE("a backward verb gives the same bits for both outputs as for 
   };
   for (const Case& k :
        {Case{2, 7, 7, 70, 4, 4, 0}, Case{2, 14, 12, 37, 8, 7, 1}, Case{1, 9, 7, 100, 12, 10, 0},
-        Case{2, 12, 30, 3, 10, 9, 1}, Case{2, 10, 11, 48, 6, 5, 2}, Case{1, 5, 5, 129, 3, 3, 0}}) {
+        Case{2, 12, 30, 3, 10, 9, 1}, Case{2, 10, 11, 48, 6, 5, 2}, Case{1, 5, 5, 129, 3, 3, 0},
+        Case{1, 8, 8, 117, 5, 5, 2}}) {
     CAPTURE(test::describe(k.n, k.h, k.w, k.c, k.hr, k.wr, Layout::nhwc));
     auto sf = k.kind == 1 ? test::spiky_saliency<float>(rng, k.n, k.h, k.w)
                           : test::smooth_saliency<float>(rng, k.n, k.h, k.w);

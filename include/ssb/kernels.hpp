@@ -20,6 +20,7 @@
 // of pair_dot.hpp).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #include "pair_dot.hpp"
@@ -345,6 +346,77 @@ inline bool gather_pixel_small(const AxisImage<T>& ay, const AxisImage<T>& ax, i
   }
   return false;
 }
+
+// gather_pixel_fixed and the pair dots of the same destination pixel (pixel_pair_dots_nhwc) in
+// one pass over the channels, for ranges of KY x KX segments and at least dot_lanes channels:
+// each source vector is loaded once for its term of the gather and for its pair's dot with
+// `other` (the destination pixel's vector of the other map). The gather's operations are those
+// of gather_pixel_fixed (the channels past the last whole group of dot_lanes by
+// gather_pixel_block), the dots' those of pair_dots_shared (lanes, order, tree): the same bits.
+template <Direction D, int KY, int KX, class T>
+inline void gather_dots_pixel_fixed(const AxisImage<T>& ay, const AxisImage<T>& ax, int ky0,
+                                    int kx0, const T* image, std::int64_t row_stride, int channels,
+                                    T scale, T* out, const T* other, T* dots, int dots_stride) {
+  typedef typename Vec<T>::type V;
+  constexpr int per = int(vector_bytes / sizeof(T));
+  constexpr int lanes = dot_lanes<T>();
+  const T* p[KX][KY];
+  T wy[KY], wx[KX];
+  for (int k = 0; k < KY; ++k) wy[k] = ay.weight[ky0 + k];
+  for (int l = 0; l < KX; ++l) {
+    wx[l] = ax.weight[kx0 + l];
+    const T* column = image + std::int64_t(source_index<D>(ax, kx0 + l)) * channels;
+    for (int k = 0; k < KY; ++k) {
+      p[l][k] = column + std::int64_t(source_index<D>(ay, ky0 + k)) * row_stride;
+    }
+  }
+  V dot[KX][KY][4] = {};
+  int c = 0;
+  for (; c + lanes <= channels; c += lanes) {
+    for (int j = 0; j < 4; ++j) {
+      const int e = c + j * per;
+      V o, x, acc;
+      vec_load(o, other + e);
+      for (int l = 0; l < KX; ++l) {
+        vec_load(x, p[l][0] + e);
+        dot[l][0][j] += x * o;
+        V inner = wy[0] * x;
+        SSB_FIRST_TERM(inner);
+        for (int k = 1; k < KY; ++k) {
+          vec_load(x, p[l][k] + e);
+          dot[l][k][j] += x * o;
+          inner += wy[k] * x;
+        }
+        if (l == 0) {
+          acc = wx[0] * inner;
+          SSB_FIRST_TERM(acc);
+        } else {
+          acc += wx[l] * inner;
+        }
+      }
+      acc *= scale;
+      vec_store(out + e, acc);
+    }
+  }
+  for (int c0 = c; c0 < channels; c0 += pixel_block<T>()) {
+    gather_pixel_block<D, 0>(ay, ax, ky0, ky0 + KY, kx0, kx0 + KX, image + c0, row_stride, channels,
+                             std::min(pixel_block<T>(), channels - c0), scale, out + c0);
+  }
+  for (int l = 0; l < KX; ++l) {
+    for (int k = 0; k < KY; ++k) {
+      T* result = dots + std::int64_t(ky0 + k) * dots_stride + kx0 + l;
+      if (c == channels) {
+        *result =
+            finish_pair_dot_vectors<T>(dot[l][k][0], dot[l][k][1], dot[l][k][2], dot[l][k][3]);
+        continue;
+      }
+      T lane[lanes];
+      for (int j = 0; j < 4; ++j) vec_store(lane + j * per, dot[l][k][j]);
+      *result =
+          finish_pair_dot(lane, p[l][k], std::int64_t(1), other, std::int64_t(1), c, channels);
+    }
+  }
+}
 #endif
 
 // Destination pixel (a, b) of channels-last maps, y range [ky0, ky1) of row a: by
@@ -557,9 +629,10 @@ SSB_HOST_DEVICE inline void row_pair_dots(const AxisImage<T>& ay, const AxisImag
 
 #if defined(SSB_VECTOR_EXTENSIONS)
 // Destination row (n, a) of a backward verb with src, dst and pair.other all NHWC: the gather of
-// gather_row_nhwc and the pair dots of row_pair_dots, pixel by pixel, so that the pixels of the
-// large map (`other` of sample_backward, src of sample_inverse_backward) come from memory once
-// for both. The same operations per element as the two rows apart: the same bits.
+// gather_row_nhwc and the pair dots of row_pair_dots, pixel by pixel, both in one pass over the
+// channels (gather_dots_pixel_fixed) for ranges of up to 2 x 2 segments and at least dot_lanes
+// channels, else one after the other, so that each source pixel comes from memory once for both.
+// The same operations per element as the two rows apart: the same bits.
 template <Direction D, class T>
 inline void backward_row_nhwc(const AxisImage<T>& ay, const AxisImage<T>& ax,
                               const FeatureMap<const T>& src, const FeatureMap<T>& dst,
@@ -571,6 +644,29 @@ inline void backward_row_nhwc(const AxisImage<T>& ay, const AxisImage<T>& ax,
   const T* image = src.data + src.pixel_offset(n, 0, 0);
   T* out = dst.data + dst.pixel_offset(n, a, 0);
   for (int b = 0; b < dst_w; ++b, out += channels) {
+#if defined(SSB_FIXED_PIXELS)
+    const int kx0 = range_begin<D>(ax, b), kx1 = range_begin<D>(ax, b + 1);
+    const int cy = ky1 - ky0, cx = kx1 - kx0;
+    if (cy >= 1 && cy <= 2 && cx >= 1 && cx <= 2 && channels >= dot_lanes<T>()) {
+      const T* other = pair.other.data + pair.other.pixel_offset(n, a, b);
+      if (D == Direction::inverse && b + 1 < dst_w) {
+        prefetch_bytes(other + channels, std::int64_t(channels) * std::int64_t(sizeof(T)));
+      }
+#define SSB_FUSED_CASE(Y, X)                                                                    \
+  case Y * 4 + X:                                                                               \
+    gather_dots_pixel_fixed<D, Y, X>(ay, ax, ky0, kx0, image, row_stride, channels, scale, out, \
+                                     other, pair.dots, pair.stride);                            \
+    break;
+      switch (cy * 4 + cx) {
+        SSB_FUSED_CASE(1, 1)
+        SSB_FUSED_CASE(1, 2)
+        SSB_FUSED_CASE(2, 1)
+        SSB_FUSED_CASE(2, 2)
+      }
+#undef SSB_FUSED_CASE
+      continue;
+    }
+#endif
     gather_pixel_nhwc<D>(ay, ax, ky0, ky1, b, image, row_stride, channels, scale, out);
     pixel_pair_dots_nhwc<D>(ay, ax, src, pair, n, a, b, ky0, ky1);
   }

@@ -23,8 +23,8 @@
 #include "../weights.hpp"
 #include "checks.hpp"
 
-// 0 makes sample_inverse_backward of NHWC maps run its data gradient and its pair dots as two
-// launches, as the other backward paths do (launch_backward); for comparisons. Same bits.
+// 0 makes the backward verbs on NHWC maps run their data gradient and their pair dots as two
+// launches, as the other layouts do (launch_backward); for comparisons. Same bits.
 #ifndef SSB_FUSED_BACKWARD
 #define SSB_FUSED_BACKWARD 1
 #endif
@@ -268,28 +268,38 @@ void launch_backward(const Exec& exec, const Weights<T>& w, const FeatureMap<con
     dots.resize(std::size_t(w.batch) * std::size_t(w.y.capacity()) * std::size_t(w.x.capacity()));
   }
 #if defined(SSB_VECTOR_EXTENSIONS)
-  // sample_inverse_backward (forward direction) of NHWC maps: one launch, pixel by pixel
-  // (backward_row_nhwc), so that d_z, which the gather and the pair dots both read, comes from
-  // memory once. On the bench shapes it took 0.79-0.95x the time of the two launches on 14 of 15
-  // (1.06x on one), 2 threads. sample_backward's two passes read different large maps (the
-  // gather writes d_x, the dots read x): there the same fusion took 0.82-1.41x, slower on 9 of
-  // 15, so it keeps the two launches.
-  if (SSB_FUSED_BACKWARD && direction == Direction::forward && d_data.data != nullptr &&
-      d_weights != nullptr && upstream.layout == Layout::nhwc && d_data.layout == Layout::nhwc &&
-      other.layout == Layout::nhwc && !separable_rows<Direction::forward>(upstream)) {
-    const int height = w.out_height();
-    const std::int64_t per_image = std::int64_t(w.y.capacity()) * w.x.capacity();
-    launcher<Exec>::for_each(
-        exec, std::int64_t(w.batch) * height,
-        [&](std::int64_t r) {
-          const int n = int(r / height);
-          const PairDots<T> pair{other, dots.data() + n * per_image, w.x.capacity()};
-          backward_row_nhwc<Direction::forward>(w.y.image(n), w.x.image(n), upstream, d_data, pair,
-                                                n, int(r % height), scale);
-        },
-        launch_work(upstream, d_data, other));
-    launch_segment_grads(exec, w, dots.data(), *d_weights, scale);
-    return;
+  // NHWC maps: one launch, pixel by pixel (backward_row_nhwc), both outputs at once. For
+  // sample_inverse_backward, d_z, which the gather and the pair dots both read, comes from memory
+  // once: 0.79-0.95x the time of the two launches on 14 of the 15 bench shapes (1.06x on one).
+  // For sample_backward the two launches read different large maps (the gather writes d_x, the
+  // dots read x), and calling the two per-pixel bodies one after the other took 0.82-1.41x; what
+  // gains there is gather_dots_pixel_fixed, which loads each vector of d_xr once for both:
+  // 0.84-0.98x on all 15 (the same-run sample 0.88-1.04x), in cache 0.82-0.87x on 2048-channel
+  // maps. (2-core AVX-512 EPYC, openmp2, builds alternated 3-4 times, medians.)
+  if (SSB_FUSED_BACKWARD && d_data.data != nullptr && d_weights != nullptr &&
+      upstream.layout == Layout::nhwc && d_data.layout == Layout::nhwc &&
+      other.layout == Layout::nhwc) {
+    bool fused = false;
+    with_direction(direction, [&](auto dir) {
+      constexpr Direction D = decltype(dir)::value;
+      if (separable_rows<D>(upstream)) return;
+      fused = true;
+      const int height = D == Direction::forward ? w.out_height() : w.in_height();
+      const std::int64_t per_image = std::int64_t(w.y.capacity()) * w.x.capacity();
+      launcher<Exec>::for_each(
+          exec, std::int64_t(w.batch) * height,
+          [&](std::int64_t r) {
+            const int n = int(r / height);
+            const PairDots<T> pair{other, dots.data() + n * per_image, w.x.capacity()};
+            backward_row_nhwc<D>(w.y.image(n), w.x.image(n), upstream, d_data, pair, n,
+                                 int(r % height), scale);
+          },
+          launch_work(upstream, d_data, other));
+    });
+    if (fused) {
+      launch_segment_grads(exec, w, dots.data(), *d_weights, scale);
+      return;
+    }
   }
 #endif
   // Otherwise the data gradient and the pair dots run as two launches.
