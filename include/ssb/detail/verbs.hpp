@@ -274,7 +274,7 @@ void launch_backward(const Exec& exec, const Weights<T>& w, const FeatureMap<con
   // For sample_backward the two launches read different large maps (the gather writes d_x, the
   // dots read x), and calling the two per-pixel bodies one after the other took 0.82-1.41x; what
   // gains there is gather_dots_pixel_fixed, which loads each vector of d_xr once for both:
-  // 0.84-0.98x on all 15 (the same-run sample 0.88-1.04x), in cache 0.82-0.87x on 2048-channel
+  // 0.84-0.98x on all 15 (the same-run sample 0.88-1.04x), in cache 0.82-0.98x on 2048-channel
   // maps. (2-core AVX-512 EPYC, openmp2, builds alternated 3-4 times, medians.)
   if (SSB_FUSED_BACKWARD && d_data.data != nullptr && d_weights != nullptr &&
       upstream.layout == Layout::nhwc && d_data.layout == Layout::nhwc &&
