@@ -234,6 +234,54 @@ SSB_HOST_DEVICE inline void gather_pixel_block(const AxisImage<T>& ay, const Axi
 #define SSB_FIRST_TERM(v) __asm__("" : "+w"(v))
 #endif
 #define SSB_FIXED_PIXELS 1
+// The KY x KX source pixels (p[l][k]: x segment kx0 + l, y segment ky0 + k) and the weights of a
+// destination pixel of channels-last maps whose ranges have KY y and KX x segments.
+template <int KY, int KX, class T>
+struct FixedPixel {
+  const T* p[KX][KY];
+  T wy[KY], wx[KX];
+};
+template <Direction D, int KY, int KX, class T>
+inline FixedPixel<KY, KX, T> fixed_pixel(const AxisImage<T>& ay, const AxisImage<T>& ax, int ky0,
+                                         int kx0, const T* image, std::int64_t row_stride,
+                                         int channels) {
+  FixedPixel<KY, KX, T> f;
+  for (int k = 0; k < KY; ++k) f.wy[k] = ay.weight[ky0 + k];
+  for (int l = 0; l < KX; ++l) {
+    f.wx[l] = ax.weight[kx0 + l];
+    const T* column = image + std::int64_t(source_index<D>(ax, kx0 + l)) * channels;
+    for (int k = 0; k < KY; ++k) {
+      f.p[l][k] = column + std::int64_t(source_index<D>(ay, ky0 + k)) * row_stride;
+    }
+  }
+  return f;
+}
+
+// One vector register of channels from e of a FixedPixel, unscaled, in the order of
+// gather_pixel_block; `seen(l, k, x)` is called with each source vector as it is loaded.
+template <class V, int KY, int KX, class T, class Seen>
+inline V fixed_pixel_vector(const FixedPixel<KY, KX, T>& f, int e, const Seen& seen) {
+  V acc, x;
+  for (int l = 0; l < KX; ++l) {
+    vec_load(x, f.p[l][0] + e);
+    seen(l, 0, x);
+    V inner = f.wy[0] * x;
+    SSB_FIRST_TERM(inner);
+    for (int k = 1; k < KY; ++k) {
+      vec_load(x, f.p[l][k] + e);
+      seen(l, k, x);
+      inner += f.wy[k] * x;
+    }
+    if (l == 0) {
+      acc = f.wx[0] * inner;
+      SSB_FIRST_TERM(acc);
+    } else {
+      acc += f.wx[l] * inner;
+    }
+  }
+  return acc;
+}
+
 // One destination pixel of channels-last maps whose ranges have KY y and KX x segments (known at
 // compile time): the sums of gather_pixel_block, in the same order, but with the KY x KX source
 // pointers and weights computed once for all channels, then two vector registers of channels at a
@@ -244,16 +292,11 @@ inline void gather_pixel_fixed(const AxisImage<T>& ay, const AxisImage<T>& ax, i
                                T* out) {
   typedef typename Vec<T>::type V;
   constexpr int lanes = int(vector_bytes / sizeof(T));
-  const T* p[KX][KY];
-  T wy[KY], wx[KX];
-  for (int k = 0; k < KY; ++k) wy[k] = ay.weight[ky0 + k];
-  for (int l = 0; l < KX; ++l) {
-    wx[l] = ax.weight[kx0 + l];
-    const T* column = image + std::int64_t(source_index<D>(ax, kx0 + l)) * channels;
-    for (int k = 0; k < KY; ++k) {
-      p[l][k] = column + std::int64_t(source_index<D>(ay, ky0 + k)) * row_stride;
-    }
-  }
+  const FixedPixel<KY, KX, T> f =
+      fixed_pixel<D, KY, KX>(ay, ax, ky0, kx0, image, row_stride, channels);
+  const auto& p = f.p;
+  const auto& wy = f.wy;
+  const auto& wx = f.wx;
   int c = 0;
   for (; c + 2 * lanes <= channels; c += 2 * lanes) {
     V acc0, acc1, x0, x1;
@@ -285,22 +328,7 @@ inline void gather_pixel_fixed(const AxisImage<T>& ay, const AxisImage<T>& ax, i
     vec_store(out + c + lanes, acc1);
   }
   for (; c + lanes <= channels; c += lanes) {
-    V acc, x;
-    for (int l = 0; l < KX; ++l) {
-      vec_load(x, p[l][0] + c);
-      V inner = wy[0] * x;
-      SSB_FIRST_TERM(inner);
-      for (int k = 1; k < KY; ++k) {
-        vec_load(x, p[l][k] + c);
-        inner += wy[k] * x;
-      }
-      if (l == 0) {
-        acc = wx[0] * inner;
-        SSB_FIRST_TERM(acc);
-      } else {
-        acc += wx[l] * inner;
-      }
-    }
+    V acc = fixed_pixel_vector<V>(f, c, [](int, int, const V&) {});
     acc *= scale;
     vec_store(out + c, acc);
   }
@@ -360,40 +388,16 @@ inline void gather_dots_pixel_fixed(const AxisImage<T>& ay, const AxisImage<T>& 
   typedef typename Vec<T>::type V;
   constexpr int per = int(vector_bytes / sizeof(T));
   constexpr int lanes = dot_lanes<T>();
-  const T* p[KX][KY];
-  T wy[KY], wx[KX];
-  for (int k = 0; k < KY; ++k) wy[k] = ay.weight[ky0 + k];
-  for (int l = 0; l < KX; ++l) {
-    wx[l] = ax.weight[kx0 + l];
-    const T* column = image + std::int64_t(source_index<D>(ax, kx0 + l)) * channels;
-    for (int k = 0; k < KY; ++k) {
-      p[l][k] = column + std::int64_t(source_index<D>(ay, ky0 + k)) * row_stride;
-    }
-  }
+  const FixedPixel<KY, KX, T> f =
+      fixed_pixel<D, KY, KX>(ay, ax, ky0, kx0, image, row_stride, channels);
   V dot[KX][KY][4] = {};
   int c = 0;
   for (; c + lanes <= channels; c += lanes) {
     for (int j = 0; j < 4; ++j) {
       const int e = c + j * per;
-      V o, x, acc;
+      V o;
       vec_load(o, other + e);
-      for (int l = 0; l < KX; ++l) {
-        vec_load(x, p[l][0] + e);
-        dot[l][0][j] += x * o;
-        V inner = wy[0] * x;
-        SSB_FIRST_TERM(inner);
-        for (int k = 1; k < KY; ++k) {
-          vec_load(x, p[l][k] + e);
-          dot[l][k][j] += x * o;
-          inner += wy[k] * x;
-        }
-        if (l == 0) {
-          acc = wx[0] * inner;
-          SSB_FIRST_TERM(acc);
-        } else {
-          acc += wx[l] * inner;
-        }
-      }
+      V acc = fixed_pixel_vector<V>(f, e, [&](int l, int k, const V& x) { dot[l][k][j] += x * o; });
       acc *= scale;
       vec_store(out + e, acc);
     }
@@ -413,7 +417,7 @@ inline void gather_dots_pixel_fixed(const AxisImage<T>& ay, const AxisImage<T>& 
       T lane[lanes];
       for (int j = 0; j < 4; ++j) vec_store(lane + j * per, dot[l][k][j]);
       *result =
-          finish_pair_dot(lane, p[l][k], std::int64_t(1), other, std::int64_t(1), c, channels);
+          finish_pair_dot(lane, f.p[l][k], std::int64_t(1), other, std::int64_t(1), c, channels);
     }
   }
 }
@@ -453,6 +457,29 @@ SSB_HOST_DEVICE inline void gather_pixel_nhwc(const AxisImage<T>& ay, const Axis
   }
 }
 
+// What the row bodies of channels-last maps need of destination row (n, a): its y range, the
+// channels, the source image's row stride, the destination width, the source image and the
+// destination row.
+template <class T>
+struct NhwcRow {
+  int ky0, ky1, channels, dst_w;
+  std::int64_t row_stride;
+  const T* image;
+  T* out;
+};
+template <Direction D, class T>
+SSB_HOST_DEVICE inline NhwcRow<T> nhwc_row(const AxisImage<T>& ay, const AxisImage<T>& ax,
+                                           const FeatureMap<const T>& src, const FeatureMap<T>& dst,
+                                           int n, int a) {
+  return {range_begin<D>(ay, a),
+          range_begin<D>(ay, a + 1),
+          src.channels,
+          D == Direction::forward ? ax.out_size : ax.in_size,
+          std::int64_t(src.width) * src.channels,
+          src.data + src.pixel_offset(n, 0, 0),
+          dst.data + dst.pixel_offset(n, a, 0)};
+}
+
 // Destination row (n, a) of channels-last maps (src and dst NHWC), pixel by pixel
 // (gather_pixel_nhwc). A source pixel shared by neighbouring destination pixels is re-read from
 // cache; nothing is staged in scratch. (Faster than the separable body below while the rows it
@@ -462,14 +489,11 @@ template <Direction D, class T, bool Fixed = true>
 SSB_HOST_DEVICE inline void gather_row_nhwc(const AxisImage<T>& ay, const AxisImage<T>& ax,
                                             const FeatureMap<const T>& src,
                                             const FeatureMap<T>& dst, int n, int a, T scale) {
-  const int ky0 = range_begin<D>(ay, a), ky1 = range_begin<D>(ay, a + 1);
-  const int channels = src.channels;
-  const std::int64_t row_stride = std::int64_t(src.width) * channels;
-  const int dst_w = D == Direction::forward ? ax.out_size : ax.in_size;
-  const T* image = src.data + src.pixel_offset(n, 0, 0);
-  T* out = dst.data + dst.pixel_offset(n, a, 0);
-  for (int b = 0; b < dst_w; ++b, out += channels) {
-    gather_pixel_nhwc<D, T, Fixed>(ay, ax, ky0, ky1, b, image, row_stride, channels, scale, out);
+  const NhwcRow<T> r = nhwc_row<D>(ay, ax, src, dst, n, a);
+  T* out = r.out;
+  for (int b = 0; b < r.dst_w; ++b, out += r.channels) {
+    gather_pixel_nhwc<D, T, Fixed>(ay, ax, r.ky0, r.ky1, b, r.image, r.row_stride, r.channels,
+                                   scale, out);
   }
 }
 
@@ -637,25 +661,22 @@ template <Direction D, class T>
 inline void backward_row_nhwc(const AxisImage<T>& ay, const AxisImage<T>& ax,
                               const FeatureMap<const T>& src, const FeatureMap<T>& dst,
                               const PairDots<T>& pair, int n, int a, T scale) {
-  const int ky0 = range_begin<D>(ay, a), ky1 = range_begin<D>(ay, a + 1);
-  const int channels = src.channels;
-  const std::int64_t row_stride = std::int64_t(src.width) * channels;
-  const int dst_w = D == Direction::forward ? ax.out_size : ax.in_size;
-  const T* image = src.data + src.pixel_offset(n, 0, 0);
-  T* out = dst.data + dst.pixel_offset(n, a, 0);
-  for (int b = 0; b < dst_w; ++b, out += channels) {
+  const NhwcRow<T> r = nhwc_row<D>(ay, ax, src, dst, n, a);
+  const int ky0 = r.ky0, ky1 = r.ky1, channels = r.channels;
+  T* out = r.out;
+  for (int b = 0; b < r.dst_w; ++b, out += channels) {
 #if defined(SSB_FIXED_PIXELS)
     const int kx0 = range_begin<D>(ax, b), kx1 = range_begin<D>(ax, b + 1);
     const int cy = ky1 - ky0, cx = kx1 - kx0;
     if (cy >= 1 && cy <= 2 && cx >= 1 && cx <= 2 && channels >= dot_lanes<T>()) {
       const T* other = pair.other.data + pair.other.pixel_offset(n, a, b);
-      if (D == Direction::inverse && b + 1 < dst_w) {
+      if (D == Direction::inverse && b + 1 < r.dst_w) {
         prefetch_bytes(other + channels, std::int64_t(channels) * std::int64_t(sizeof(T)));
       }
-#define SSB_FUSED_CASE(Y, X)                                                                    \
-  case Y * 4 + X:                                                                               \
-    gather_dots_pixel_fixed<D, Y, X>(ay, ax, ky0, kx0, image, row_stride, channels, scale, out, \
-                                     other, pair.dots, pair.stride);                            \
+#define SSB_FUSED_CASE(Y, X)                                                                   \
+  case Y * 4 + X:                                                                              \
+    gather_dots_pixel_fixed<D, Y, X>(ay, ax, ky0, kx0, r.image, r.row_stride, channels, scale, \
+                                     out, other, pair.dots, pair.stride);                      \
     break;
       switch (cy * 4 + cx) {
         SSB_FUSED_CASE(1, 1)
@@ -667,7 +688,7 @@ inline void backward_row_nhwc(const AxisImage<T>& ay, const AxisImage<T>& ax,
       continue;
     }
 #endif
-    gather_pixel_nhwc<D>(ay, ax, ky0, ky1, b, image, row_stride, channels, scale, out);
+    gather_pixel_nhwc<D>(ay, ax, ky0, ky1, b, r.image, r.row_stride, channels, scale, out);
     pixel_pair_dots_nhwc<D>(ay, ax, src, pair, n, a, b, ky0, ky1);
   }
 }
