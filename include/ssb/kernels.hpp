@@ -20,7 +20,6 @@
 // of pair_dot.hpp).
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
 
 #include "pair_dot.hpp"
@@ -224,6 +223,23 @@ SSB_HOST_DEVICE inline void gather_pixel_block(const AxisImage<T>& ay, const Axi
   for (int c = 0; c < cn; ++c) out[c] = scale * acc[c];
 }
 
+// Channels c0 .. channels-1 of one destination pixel of channels-last maps by gather_pixel_block,
+// pixel_block channels at a time (the rest with a run-time count). Non-empty ranges only.
+template <Direction D, class T>
+SSB_HOST_DEVICE inline void gather_pixel_blocks(const AxisImage<T>& ay, const AxisImage<T>& ax,
+                                                int ky0, int ky1, int kx0, int kx1, const T* image,
+                                                std::int64_t row_stride, int channels, int c0,
+                                                T scale, T* out) {
+  for (; c0 + pixel_block<T>() <= channels; c0 += pixel_block<T>()) {
+    gather_pixel_block<D, pixel_block<T>()>(ay, ax, ky0, ky1, kx0, kx1, image + c0, row_stride,
+                                            channels, pixel_block<T>(), scale, out + c0);
+  }
+  if (c0 < channels) {
+    gather_pixel_block<D, 0>(ay, ax, ky0, ky1, kx0, kx1, image + c0, row_stride, channels,
+                             channels - c0, scale, out + c0);
+  }
+}
+
 #if defined(SSB_VECTOR_EXTENSIONS) && (defined(__x86_64__) || defined(__aarch64__))
 // The first term of a sum, made opaque to the compiler: with the terms of a sum known at compile
 // time, w0 * x0 + w1 * x1 may be contracted into fma(w0, x0, w1 * x1) as well as into
@@ -380,7 +396,7 @@ inline bool gather_pixel_small(const AxisImage<T>& ay, const AxisImage<T>& ax, i
 // each source vector is loaded once for its term of the gather and for its pair's dot with
 // `other` (the destination pixel's vector of the other map). The gather's operations are those
 // of gather_pixel_fixed (the channels past the last whole group of dot_lanes by
-// gather_pixel_block), the dots' those of pair_dots_shared (lanes, order, tree): the same bits.
+// gather_pixel_blocks), the dots' those of pair_dots_shared (lanes, order, tree): the same bits.
 template <Direction D, int KY, int KX, class T>
 inline void gather_dots_pixel_fixed(const AxisImage<T>& ay, const AxisImage<T>& ax, int ky0,
                                     int kx0, const T* image, std::int64_t row_stride, int channels,
@@ -402,10 +418,8 @@ inline void gather_dots_pixel_fixed(const AxisImage<T>& ay, const AxisImage<T>& 
       vec_store(out + e, acc);
     }
   }
-  for (int c0 = c; c0 < channels; c0 += pixel_block<T>()) {
-    gather_pixel_block<D, 0>(ay, ax, ky0, ky0 + KY, kx0, kx0 + KX, image + c0, row_stride, channels,
-                             std::min(pixel_block<T>(), channels - c0), scale, out + c0);
-  }
+  gather_pixel_blocks<D>(ay, ax, ky0, ky0 + KY, kx0, kx0 + KX, image, row_stride, channels, c,
+                         scale, out);
   for (int l = 0; l < KX; ++l) {
     for (int k = 0; k < KY; ++k) {
       T* result = dots + std::int64_t(ky0 + k) * dots_stride + kx0 + l;
@@ -446,15 +460,7 @@ SSB_HOST_DEVICE inline void gather_pixel_nhwc(const AxisImage<T>& ay, const Axis
     return;
   }
 #endif
-  int c0 = 0;
-  for (; c0 + pixel_block<T>() <= channels; c0 += pixel_block<T>()) {
-    gather_pixel_block<D, pixel_block<T>()>(ay, ax, ky0, ky1, kx0, kx1, image + c0, row_stride,
-                                            channels, pixel_block<T>(), scale, out + c0);
-  }
-  if (c0 < channels) {
-    gather_pixel_block<D, 0>(ay, ax, ky0, ky1, kx0, kx1, image + c0, row_stride, channels,
-                             channels - c0, scale, out + c0);
-  }
+  gather_pixel_blocks<D>(ay, ax, ky0, ky1, kx0, kx1, image, row_stride, channels, 0, scale, out);
 }
 
 // What the row bodies of channels-last maps need of destination row (n, a): its y range, the
@@ -583,6 +589,20 @@ SSB_HOST_DEVICE inline void gather_row_nhwc_separable(const AxisImage<T>& ay,
 }
 
 #if defined(SSB_VECTOR_EXTENSIONS)
+// Before the pair dots of pixel b (of dst_w) against `other` (that pixel's vector): in the inverse
+// direction, `other` is the large map (on the input grid), and its next pixel is prefetched: with
+// the hardware's prefetch alone these loops waited on memory (with this one, the d_weights pass
+// of sample_backward took 0.55-0.81x the time on 512-channel maps, 0.77-1.13x on the others,
+// 2 threads). A hint, so no result changes. The forward direction's large map is src;
+// prefetching its next pixels there took 0.86-0.98x on 512-channel maps but 1.07-1.13x on 6x6
+// to 16x16 planes, so it is left out.
+template <Direction D, class T>
+inline void prefetch_next_other(const T* other, int channels, int b, int dst_w) {
+  if (D == Direction::inverse && b + 1 < dst_w) {
+    prefetch_bytes(other + channels, std::int64_t(channels) * std::int64_t(sizeof(T)));
+  }
+}
+
 // The pair dots of destination pixel (n, a, b) (file comment) when src and pair.other are both
 // NHWC; y range [ky0, ky1) of row a. The pairs share `other`'s pixel: up to shared_dots_max dots
 // per pass over it.
@@ -593,16 +613,7 @@ inline void pixel_pair_dots_nhwc(const AxisImage<T>& ay, const AxisImage<T>& ax,
   const int dst_w = D == Direction::forward ? ax.out_size : ax.in_size;
   const T* other = pair.other.data + pair.other.pixel_offset(n, a, b);
   const int kx0 = range_begin<D>(ax, b), kx1 = range_begin<D>(ax, b + 1);
-  if (D == Direction::inverse && b + 1 < dst_w) {
-    // The next pixel of `other`, the large map here (on the input grid), one pixel ahead:
-    // with the hardware's prefetch alone these loops waited on memory (with this one, the
-    // d_weights pass of sample_backward took 0.55-0.81x the time on 512-channel maps,
-    // 0.77-1.13x on the others, 2 threads). A hint, so no result changes. The forward
-    // direction's large map is src; prefetching its next pixels there took 0.86-0.98x on
-    // 512-channel maps but 1.07-1.13x on 6x6 to 16x16 planes, so it is left out.
-    prefetch_bytes(other + pair.other.channels,
-                   std::int64_t(src.channels) * std::int64_t(sizeof(T)));
-  }
+  prefetch_next_other<D>(other, pair.other.channels, b, dst_w);
   const T* in[shared_dots_max];
   T* out[shared_dots_max];
   int m = 0;
@@ -670,9 +681,7 @@ inline void backward_row_nhwc(const AxisImage<T>& ay, const AxisImage<T>& ax,
     const int cy = ky1 - ky0, cx = kx1 - kx0;
     if (cy >= 1 && cy <= 2 && cx >= 1 && cx <= 2 && channels >= dot_lanes<T>()) {
       const T* other = pair.other.data + pair.other.pixel_offset(n, a, b);
-      if (D == Direction::inverse && b + 1 < r.dst_w) {
-        prefetch_bytes(other + channels, std::int64_t(channels) * std::int64_t(sizeof(T)));
-      }
+      prefetch_next_other<D>(other, channels, b, r.dst_w);
 #define SSB_FUSED_CASE(Y, X)                                                                   \
   case Y * 4 + X:                                                                              \
     gather_dots_pixel_fixed<D, Y, X>(ay, ax, ky0, kx0, r.image, r.row_stride, channels, scale, \
