@@ -1,6 +1,7 @@
-// ssbnet: the pair dot products of the weight gradients (kernels.hpp, "Pair dots"; backward.hpp):
-// sums over the channels with a fixed reassociation into lanes (dot_lanes), so that they vectorise
-// without -ffast-math and give the same bits contiguous or strided for a given vector width.
+// ssbnet: the pair dot products of the weight gradients (pair_dot_rows.hpp, "Pair dots";
+// backward.hpp): sums over the channels with a fixed reassociation into lanes (dot_lanes), so
+// that they vectorise without -ffast-math and give the same bits contiguous or strided for a given
+// vector width.
 #pragma once
 
 #include <cstdint>

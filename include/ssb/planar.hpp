@@ -28,6 +28,7 @@
 #endif
 
 #include "kernels.hpp"
+#include "pair_dot_rows.hpp"
 #include "types.hpp"
 #include "weights.hpp"
 

@@ -7,6 +7,7 @@
 #include "host.hpp"
 #include "kernels.hpp"
 #include "pair_dot.hpp"
+#include "pair_dot_rows.hpp"
 #include "planar.hpp"
 #include "serial.hpp"
 #include "types.hpp"

@@ -7,7 +7,7 @@
 // estimates the elements the whole launch touches, so that a backend can run small launches
 // without forking (launch_work below). The verbs check all
 // arguments first (ssb::error, nothing written), then launch the bodies of weights.hpp,
-// kernels.hpp and backward.hpp.
+// kernels.hpp, pair_dot_rows.hpp and backward.hpp.
 #pragma once
 
 #include <algorithm>
@@ -18,6 +18,7 @@
 
 #include "../backward.hpp"
 #include "../kernels.hpp"
+#include "../pair_dot_rows.hpp"
 #include "../planar.hpp"
 #include "../types.hpp"
 #include "../weights.hpp"

@@ -14,7 +14,7 @@ namespace gpu_detail {
 constexpr int dot_lanes = 32;  // threads per pair
 constexpr int dot_groups = block_threads / dot_lanes;
 // dots[(n * cap_y + k) * cap_x + l] = D(k, l) = sum_c src[source pixel, c] * other[dest pixel, c]
-// for every pair of segments of image n (kernels.hpp, "Pair dots"). One block per input row
+// for every pair of segments of image n (pair_dot_rows.hpp, "Pair dots"). One block per input row
 // (n, h), which takes the y segments k whose input index is h (those whose pairs read input row
 // h of the larger map, so that the second reads it from L1): the pixel offsets of the image's x
 // segments are staged in shared memory (when `staged`; else looked up per pair), and each group
