@@ -1,6 +1,7 @@
 #!/bin/sh
 # On a machine with an NVIDIA GPU: the CUDA tests, the CUDA benchmarks and the summary table
-# (bench/cuda_summary.py), in one go, well under 8 minutes on an H100 (about 45 s prebuilt).
+# (bench/cuda_summary.py), in one go, well under 8 minutes (prebuilt, both passes: 185-187 s on
+# an H200).
 #
 #   tests/device/run.sh [BUILD_DIR]            builds them here first (default build-device)
 #   tests/device/run.sh --prebuilt FOLDER      runs what tests/device/pack.sh built elsewhere

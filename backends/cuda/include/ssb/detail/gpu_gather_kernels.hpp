@@ -104,6 +104,16 @@ struct RowStaging {
   }
 };
 
+// Items (source column, pack) of gather_rows_kernel's y sums that one thread takes at once. On a
+// lent H200 (10 calls per timing; bench/results/cuda_h200_row_unroll.md), against one item at a
+// time (each load waited for in turn): 2 took 0.78-0.97x the time on sample's 15 bench shapes
+// and 0.84-1.05x on sample_inverse's, in each of two runs; 4 took 0.90-1.11x; 8 (104 registers,
+// two blocks per SM) 1.33-1.94x.
+#ifndef SSB_GPU_ROW_UNROLL
+#define SSB_GPU_ROW_UNROLL 2
+#endif
+constexpr int row_unroll = SSB_GPU_ROW_UNROLL;
+
 // The NHWC fast path of the gather (both maps NHWC, channels a multiple of Pack<S>::size, 16-byte
 // aligned data; launch_gather picks `chunk` so that RowStaging fits staging_bytes). One block per
 // destination row (n, a) and chunk of `chunk` packs (all channels unless rows are few or wide).
@@ -153,18 +163,38 @@ __global__ void __launch_bounds__(block_threads)
     for (int b = thread; b <= dw; b += threads) x_begin[b] = detail::range_begin<D>(ax, b);
     __syncthreads();
     const Pack<S>* in = reinterpret_cast<const Pack<S>*>(src.data + src.pixel_offset(n, 0, 0)) + q0;
-    for (int x = threadIdx.y; x < sw; x += blockDim.y) {
-      for (int q = threadIdx.x; q < length; q += blockDim.x) {
-        const Pack<S>* column = in + std::int64_t(x) * packs + q;
-        Sums inner;
-        for (int u = 0; u < V; ++u) inner.v[u] = T(0);
-        for (int i = 0; i < ny; ++i) {
-          const Pack<S> v = column[y_at[i]];
-          const T wk = y_weight[i];
+    // Items e = x * length + q (consecutive threads: consecutive packs of one source column),
+    // row_unroll of them per thread at once, so that the loads of a y segment for all of them
+    // are in flight together. An item past the end loads the task's first pack (a valid
+    // address) and stores nothing.
+    const int items = sw * length;
+    for (int e0 = thread; e0 < items; e0 += row_unroll * threads) {
+      const Pack<S>* column[row_unroll];
+      int slot[row_unroll];
+      Sums inner[row_unroll];
+#pragma unroll
+      for (int j = 0; j < row_unroll; ++j) {
+        const int e = e0 + j * threads, x = e / length, q = e - x * length;
+        const bool live = e < items;
+        column[j] = in + (live ? std::int64_t(x) * packs + q : 0);
+        slot[j] = live ? x * chunk + q : -1;
+        for (int u = 0; u < V; ++u) inner[j].v[u] = T(0);
+      }
+      for (int i = 0; i < ny; ++i) {
+        const std::int64_t at = y_at[i];
+        const T wk = y_weight[i];
+        Pack<S> v[row_unroll];
+#pragma unroll
+        for (int j = 0; j < row_unroll; ++j) v[j] = column[j][at];
+#pragma unroll
+        for (int j = 0; j < row_unroll; ++j) {
           for (int u = 0; u < V; ++u)
-            inner.v[u] = term(i == 0, wk, T(gpu::widen(v.v[u])), inner.v[u]);
+            inner[j].v[u] = term(i == 0, wk, T(gpu::widen(v[j].v[u])), inner[j].v[u]);
         }
-        sums[x * chunk + q] = inner;
+      }
+#pragma unroll
+      for (int j = 0; j < row_unroll; ++j) {
+        if (slot[j] >= 0) sums[slot[j]] = inner[j];
       }
     }
     __syncthreads();
