@@ -32,13 +32,7 @@ if [ "${1:-}" = "--prebuilt" ]; then
   out=${OUT:-$pack/results}
   tests=$pack/ssb_tests_cuda
   bench=$pack/ssb_bench_cuda
-  libs=$pack/lib
-  for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
-    /opt/torch/.venv/lib/python3*/site-packages/nvidia/cu13/lib \
-    /opt/torch/.venv/lib/python3*/site-packages/nvidia/cublas/lib; do
-    [ -e "$d/libcublas.so.13" ] && libs=$libs:$d
-  done
-  export LD_LIBRARY_PATH=$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  . "$root/tests/device/libs.sh"
   if ldd "$bench" | grep -q "not found"; then
     ldd "$bench" | grep "not found"
     echo "device/run.sh: a library is missing (see above)"
