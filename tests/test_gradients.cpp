@@ -240,10 +240,57 @@ TEST_CASE_TEMPLATE("a backward verb gives the same bits for both outputs as for 
   }
 }
 
+#if defined(SSB_VECTOR_EXTENSIONS)
+// The NCHW pair dots of planes whose groups of dot_lanes channels fit tile_pair_dots' tiles
+// (planar.hpp) keep pair_dot's lanes, order and tree: NHWC's weight gradients, bit for bit.
+// Channels below, at and past one group, and past one tile (1500); zero rows and columns; both
+// verbs; float and double. Both grids together have at most 128 pixels, so that one group fits a
+// tile (dots_tile_bytes) with vectors of up to 64 bytes. The host bodies, through ssb::serial
+// (the OpenMP backend gives its bits, test_determinism.cpp); the GPU backends' pair dots sum in
+// their own order, and this file also runs in their test binaries.
+TEST_CASE("NCHW weight gradients equal NHWC's bit for bit on planes that fit the dot tiles") {
+  using Exec = ssb::serial;
+  std::mt19937 rng(41);
+  struct Case {
+    int n, h, w, c, hr, wr;
+  };
+  const auto check = [&](auto zero, const Case& k) {
+    using T = decltype(zero);
+    CAPTURE(test::describe(k.n, k.h, k.w, k.c, k.hr, k.wr, Layout::nchw));
+    auto s = test::smooth_saliency<T>(rng, k.n, k.h, k.w);
+    for (int x = 0; x < k.w; ++x) s.at(0, k.h / 2, x) = T(0);
+    for (int y = 0; y < k.h; ++y) s.at(k.n - 1, y, 0) = T(0);
+    const auto w = test::weights_for(Exec{}, s, k.hr, k.wr);
+    const auto x = test::random_tensor<T>(rng, k.n, k.h, k.w, k.c, Layout::nhwc);
+    const auto y = test::random_tensor<T>(rng, k.n, k.hr, k.wr, k.c, Layout::nhwc);
+    const auto d_xr = test::random_tensor<T>(rng, k.n, k.hr, k.wr, k.c, Layout::nhwc);
+    const auto d_z = test::random_tensor<T>(rng, k.n, k.h, k.w, k.c, Layout::nhwc);
+    const auto x_c = test::relayout(x, Layout::nchw), d_xr_c = test::relayout(d_xr, Layout::nchw);
+    const auto y_c = test::relayout(y, Layout::nchw), d_z_c = test::relayout(d_z, Layout::nchw);
+    const ssb::FeatureMap<T> none{};
+    ssb::HostWeightsGrad<T> nhwc(w), nchw(w);
+    ssb::sample_backward(Exec{}, w, x.cview(), d_xr.cview(), none, nhwc);
+    ssb::sample_backward(Exec{}, w, x_c.cview(), d_xr_c.cview(), none, nchw);
+    CHECK(test::bitwise_equal(nhwc.values(), nchw.values()));
+    ssb::HostWeightsGrad<T> inverse_nhwc(w), inverse_nchw(w);
+    ssb::sample_inverse_backward(Exec{}, w, y.cview(), d_z.cview(), none, inverse_nhwc);
+    ssb::sample_inverse_backward(Exec{}, w, y_c.cview(), d_z_c.cview(), none, inverse_nchw);
+    CHECK(test::bitwise_equal(inverse_nhwc.values(), inverse_nchw.values()));
+  };
+  for (const Case& k :
+       {Case{2, 5, 5, 3, 3, 3}, Case{1, 7, 6, 64, 4, 5}, Case{2, 6, 9, 65, 3, 6},
+        Case{1, 9, 7, 200, 5, 4}, Case{2, 3, 4, 1500, 3, 4}, Case{1, 8, 7, 130, 9, 6}}) {
+    check(0.0f, k);
+    check(0.0, k);
+  }
+}
+#endif
+
 TEST_CASE_TEMPLATE("float weight gradients of NCHW maps agree with NHWC's", Exec,
                    SSB_TEST_BACKENDS) {
-  // The NCHW pair dots have their own bodies (planar.hpp), with their own order of summation:
-  // they agree with the NHWC ones to float rounding. Shapes: small planes, planes of 128 pixels
+  // The NCHW pair dots of larger planes have their own bodies (planar.hpp), with their own order
+  // of summation: they agree with the NHWC ones to float rounding (small planes: bit for bit,
+  // the test above). Shapes: small planes, planes of 128 pixels
   // and more with rows up to 32 wide, rows wider than 32, and a saliency band that zooms hard
   // (gathers in the lane bodies).
   std::mt19937 rng(33);

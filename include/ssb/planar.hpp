@@ -11,8 +11,11 @@
 //   Rt[source_x(l)][:]
 //   4. dst[a][b] = scale * Ot[b][a]
 // Float maps on AVX-512 targets take the lane body (below) from SSB_NCHW_LANES_MIN_PIXELS input
-// pixels (forward gathers; _INVERSE for inverse ones), and the lane body of the pair dots always.
-// Every way, every sum starts from its first term and runs in ascending order, as kernels.hpp says.
+// pixels (forward gathers; _INVERSE for inverse ones). Every way, every sum starts from its first
+// term and runs in ascending order, as kernels.hpp says.
+// The pair dots: planes whose groups of dot_lanes channels fit a tile take tile_pair_dots
+// (channels-last tiles, the NHWC pair dots' bits); larger float planes on AVX-512 targets take
+// the lane body, other larger planes the channel tiles or one plane at a time.
 #pragma once
 
 #include <cstddef>
@@ -460,6 +463,108 @@ SSB_HOST_DEVICE inline void channel_tile_pair_dots(const Weights<T>& weights,
   const AxisImage<T> ay = weights.y.image(n), ax = weights.x.image(n);
   for (int a = 0; a < other.height; ++a) row_pair_dots<D>(ay, ax, s, pair, 0, a);
 }
+
+#if defined(SSB_VECTOR_EXTENSIONS)
+// The tiles of tile_pair_dots: at most dots_tile_bytes for both (at least one group of
+// dot_lanes channels), and the lane body (or the channel tiles) where one group takes more. On
+// the 2-core AVX-512 EPYC (32 KiB L1 data cache, 1 MiB L2 per core), one thread, one image in
+// cache, the d_weights pass of the NCHW backward verbs took, in ns per plane, against the lane
+// body (plane_pair_dots_lanes):
+//   5x5 -> 3:  21.1 -> 8.1;  7x7 -> 4:  29.1 -> 15.6;  8x8 -> 5:  40.0 -> 22.9 (32 KiB tiles)
+//   10x10 -> 6:  51.7 -> 36.4 (128 KiB), 39.8 (512 KiB);  14x14 -> 8:  108 -> 73.3 (512 KiB)
+//   20x20 -> 12: 161 -> 159 (512 KiB);  28x28 -> 16: 257 -> 392 (512 KiB: one group)
+// But on the bench (32 images, two threads, maps out of cache), whole backward verbs, the larger
+// tiles took 0.95-1.21x the time of the lane body on 10x10 -> 6 (slower in 3 of 4) and
+// 0.94-1.09x on 14x14 -> 8; with 32 KiB tiles, 5x5 to 8x8 planes took 0.52-0.94x
+// (bench/results/ab-15b498e-tile-dots.md).
+constexpr std::size_t dots_tile_bytes = 32 * 1024;
+
+// Channels per tile of tile_pair_dots for these weights and `channels` channels: whole groups of
+// dot_lanes channels (no more than the channels need); 0 where one group does not fit
+// dots_tile_bytes.
+template <class T>
+inline int tile_dots_channels(const Weights<T>& w, int channels) {
+  const std::size_t pixels =
+      std::size_t(w.in_height()) * w.in_width() + std::size_t(w.out_height()) * w.out_width();
+  const std::size_t group = pixels * std::size_t(dot_lanes<T>()) * sizeof(T);
+  const std::size_t groups = dots_tile_bytes / group;
+  const std::size_t needed = (std::size_t(channels) + dot_lanes<T>() - 1) / dot_lanes<T>();
+  return int(groups < needed ? groups : needed) * dot_lanes<T>();
+}
+
+// Elements of scratch that tile_pair_dots needs: both tiles, then the lanes of every pair.
+template <class T>
+inline std::size_t tile_dots_scratch(const Weights<T>& w, int channels) {
+  const std::size_t pixels =
+      std::size_t(w.in_height()) * w.in_width() + std::size_t(w.out_height()) * w.out_width();
+  return pixels * std::size_t(channels) +
+         std::size_t(w.y.capacity()) * std::size_t(w.x.capacity()) * std::size_t(dot_lanes<T>());
+}
+
+// The pair dots of image n of NCHW maps (pair_dot_rows.hpp), with pair_dot's lanes, order and
+// tree, so the bits of the NHWC pair dots: `channels` (tile_dots_channels) planes at a time of
+// both maps go to channels-last tiles, and every pair's lanes take the tile's whole groups of
+// dot_lanes channels, as pair_dots_shared's four vector accumulators do, kept in `scratch` from
+// one tile to the next; after the last tile, the channels past the last whole group and the
+// tree (finish_pair_dot, finish_pair_dot_vectors). `dots` is the image's [capacity_y][capacity_x];
+// `scratch` has tile_dots_scratch elements.
+template <Direction D, class T>
+inline void tile_pair_dots(const Weights<T>& weights, const FeatureMap<const T>& src,
+                           const FeatureMap<const T>& other, int n, int channels, T* dots,
+                           T* scratch) {
+  typedef typename Vec<T>::type V;
+  constexpr int per = int(vector_bytes / sizeof(T));
+  constexpr int lanes = dot_lanes<T>();
+  const AxisImage<T> ay = weights.y.image(n), ax = weights.x.image(n);
+  const int count_y = ay.count(), count_x = ax.count(), stride = weights.x.capacity();
+  const int total = src.channels, whole = total / lanes * lanes;
+  const std::int64_t src_pixels = std::int64_t(src.height) * src.width;
+  const std::int64_t other_pixels = std::int64_t(other.height) * other.width;
+  T* tile_src = scratch;
+  T* tile_other = tile_src + src_pixels * channels;
+  T* state = tile_other + other_pixels * channels;
+  for (std::int64_t e = 0; e < std::int64_t(count_y) * count_x * lanes; ++e) state[e] = T(0);
+  for (int c0 = 0; c0 < total; c0 += channels) {
+    const int cb = total - c0 < channels ? total - c0 : channels;
+    transpose(src.data + (std::int64_t(n) * total + c0) * src_pixels, src_pixels, cb, src_pixels,
+              tile_src, cb);
+    transpose(other.data + (std::int64_t(n) * total + c0) * other_pixels, other_pixels, cb,
+              other_pixels, tile_other, cb);
+    const int groups = ((whole < c0 + cb ? whole : c0 + cb) - c0) / lanes;
+    const bool last = c0 + cb == total;
+    for (int k = 0; k < count_y; ++k) {
+      const std::int64_t src_row = std::int64_t(source_index<D>(ay, k)) * src.width;
+      const std::int64_t other_row = std::int64_t(dest_index<D>(ay, k)) * other.width;
+      for (int l = 0; l < count_x; ++l) {
+        const T* a = tile_src + (src_row + source_index<D>(ax, l)) * cb;
+        const T* b = tile_other + (other_row + dest_index<D>(ax, l)) * cb;
+        T* lane = state + (std::int64_t(k) * count_x + l) * lanes;
+        V acc[4];
+        for (int j = 0; j < 4; ++j) vec_load(acc[j], lane + j * per);
+        for (int g = 0; g < groups; ++g) {
+          for (int j = 0; j < 4; ++j) {
+            V x, y;
+            vec_load(y, b + g * lanes + j * per);
+            vec_load(x, a + g * lanes + j * per);
+            acc[j] += x * y;
+          }
+        }
+        T* out = dots + std::int64_t(k) * stride + l;
+        if (!last) {
+          for (int j = 0; j < 4; ++j) vec_store(lane + j * per, acc[j]);
+        } else if (whole == total) {
+          *out = finish_pair_dot_vectors<T>(acc[0], acc[1], acc[2], acc[3]);
+        } else {
+          for (int j = 0; j < 4; ++j) vec_store(lane + j * per, acc[j]);
+          const int at = whole - c0;
+          *out = finish_pair_dot(lane, a + at, std::int64_t(1), b + at, std::int64_t(1), 0,
+                                 total - whole);
+        }
+      }
+    }
+  }
+}
+#endif
 
 // The pair dots of y segment k of image n for NCHW maps (kernels.hpp), channels in order:
 //     dots[l] = sum_c src[c, source_y(k), source_x(l)] * other[c, dest_y(k), dest_x(l)]

@@ -29,6 +29,11 @@
 #ifndef SSB_FUSED_BACKWARD
 #define SSB_FUSED_BACKWARD 1
 #endif
+// Whether the pair dots of NCHW maps take tile_pair_dots (planar.hpp) where its tiles fit; 0 for
+// comparisons.
+#ifndef SSB_TILE_DOTS
+#define SSB_TILE_DOTS 1
+#endif
 
 namespace ssb {
 namespace detail {
@@ -191,9 +196,27 @@ void launch_pair_dots(const Exec& exec, const Weights<T>& w, const FeatureMap<co
           launch_work(src, other));
       return;
     }
+#if defined(SSB_VECTOR_EXTENSIONS)
+    // Planes whose groups of dot_lanes channels fit tile_pair_dots' tiles: one task per image,
+    // the NHWC pair dots' bits.
+    if (SSB_TILE_DOTS) {
+      const int channels = tile_dots_channels(w, src.channels);
+      if (channels > 0) {
+        const std::size_t scratch = tile_dots_scratch(w, channels);
+        launcher<Exec>::for_each(
+            exec, w.batch,
+            [&](std::int64_t n) {
+              tile_pair_dots<D>(w, src, other, int(n), channels, dots + n * per_image,
+                                thread_scratch<T>(scratch));
+            },
+            launch_work(src, other));
+        return;
+      }
+    }
+#endif
     bool tiles = channel_tile_fits(w);
 #if defined(SSB_PLANAR_AVX512)
-    // Float maps on AVX-512 targets: the lane body of plane_pair_dots on every plane size (with it
+    // Larger float planes on AVX-512 targets: the lane body of plane_pair_dots (with it
     // the NCHW backward verbs, data gradient included, took 0.3-0.9x their former time on the
     // bench shapes, 5x5 to 128x128; the channel tiles were slower on every one).
     if (std::is_same<T, float>::value) tiles = false;
