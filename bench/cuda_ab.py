@@ -12,6 +12,8 @@ import json
 import os
 import sys
 
+from cuda_summary import emit, split_out
+
 
 def load(path):
     times = {}
@@ -25,12 +27,7 @@ def load(path):
 
 
 def main():
-    args = sys.argv[1:]
-    out = None
-    if "--out" in args:
-        i = args.index("--out")
-        out = args[i + 1]
-        del args[i:i + 2]
+    args, out = split_out(sys.argv[1:])
     if len(args) < 2:
         sys.exit(__doc__)
     names = [os.path.splitext(os.path.basename(a))[0] for a in args]
@@ -54,10 +51,7 @@ def main():
     for i in range(1, len(runs)):
         lines.append("%s / %s: %s" % (names[i], names[0], "; ".join(
             "%s %.2f-%.2fx" % (verb, lo, hi) for verb, (lo, hi) in sorted(spans[i].items()))))
-    text = "\n".join(lines) + "\n"
-    sys.stdout.write(text)
-    if out:
-        open(out, "w").write(text)
+    emit(lines, out)
 
 
 if __name__ == "__main__":

@@ -21,13 +21,27 @@ import json
 import sys
 
 
-def main():
-    args = sys.argv[1:]
+def split_out(args):
+    """args without "--out FILE", and FILE (None without it)."""
+    args = list(args)
     out = None
     if "--out" in args:
         i = args.index("--out")
         out = args[i + 1]
         del args[i:i + 2]
+    return args, out
+
+
+def emit(lines, out):
+    """Prints the lines, and writes them to `out` too unless it is None."""
+    text = "\n".join(lines) + "\n"
+    sys.stdout.write(text)
+    if out:
+        open(out, "w").write(text)
+
+
+def main():
+    args, out = split_out(sys.argv[1:])
     if len(args) != 1:
         sys.exit(__doc__)
     data = json.load(open(args[0]))
@@ -80,10 +94,7 @@ def main():
                             for v in ("sample", "sample_inverse", "sample_backward")),
                  ratio(t("sample_half", s), smp)]
         lines.append("| " + " | ".join(cells) + " |")
-    text = "\n".join(lines) + "\n"
-    sys.stdout.write(text)
-    if out:
-        open(out, "w").write(text)
+    emit(lines, out)
 
 
 if __name__ == "__main__":
