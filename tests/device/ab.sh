@@ -46,7 +46,11 @@ while [ "$round" -le "$rounds" ]; do
   round=$((round + 1))
 done
 files=$(for name in $builds; do
-  for f in "$out/${name}"_*.json; do [ -f "$f" ] && echo "$f"; done
+  r=1
+  while [ "$r" -le "$rounds" ]; do
+    [ -f "$out/${name}_$r.json" ] && echo "$out/${name}_$r.json"
+    r=$((r + 1))
+  done
 done)
 # shellcheck disable=SC2086 # one path per word (no spaces in the names ab.sh writes)
 python3 "$root/bench/cuda_ab.py" $files --out "$out/ab.md"
