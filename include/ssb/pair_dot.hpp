@@ -50,6 +50,19 @@ inline T finish_pair_dot_vectors(const V& acc0, const V& acc1, const V& acc2, co
   }
   return lane[0];
 }
+
+// The end of a pair dot whose first `c` channels sit in four vector accumulators (as
+// pair_dots_shared keeps them): finish_pair_dot_vectors when no channels are left, else the
+// accumulators stored to `lane` (dot_lanes elements) and finish_pair_dot over channels
+// c .. count-1 of a and b (contiguous).
+template <class T, class V>
+inline T finish_pair_dot_accumulators(const V* acc, T* lane, const T* a, const T* b, int c,
+                                      int count) {
+  constexpr int per = int(sizeof(V) / sizeof(T));
+  if (c == count) return finish_pair_dot_vectors<T>(acc[0], acc[1], acc[2], acc[3]);
+  for (int j = 0; j < 4; ++j) vec_store(lane + j * per, acc[j]);
+  return finish_pair_dot(lane, a, std::int64_t(1), b, std::int64_t(1), c, count);
+}
 #endif
 
 #if defined(SSB_VECTOR_EXTENSIONS)
@@ -88,15 +101,9 @@ inline void pair_dots_shared(const T* const* a, const T* b, int count, T* const*
       }
     }
   }
-  for (int m = 0; m < M; ++m) {
-    if (c == count) {
-      *out[m] = finish_pair_dot_vectors<T>(acc[m][0], acc[m][1], acc[m][2], acc[m][3]);
-      continue;
-    }
-    T lane[lanes];
-    for (int j = 0; j < 4; ++j) vec_store(lane + j * per, acc[m][j]);
-    *out[m] = finish_pair_dot(lane, a[m], std::int64_t(1), b, std::int64_t(1), c, count);
-  }
+  T lane[lanes];
+  for (int m = 0; m < M; ++m)
+    *out[m] = finish_pair_dot_accumulators(acc[m], lane, a[m], b, c, count);
 }
 
 // pair_dots_shared<m> for a run-time 0 < m <= M.

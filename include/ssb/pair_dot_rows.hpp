@@ -131,18 +131,11 @@ inline void gather_dots_pixel_fixed(const AxisImage<T>& ay, const AxisImage<T>& 
   }
   gather_pixel_blocks<D>(ay, ax, ky0, ky0 + KY, kx0, kx0 + KX, image, row_stride, channels, c,
                          scale, out);
+  T lane[lanes];
   for (int l = 0; l < KX; ++l) {
     for (int k = 0; k < KY; ++k) {
-      T* result = dots + std::int64_t(ky0 + k) * dots_stride + kx0 + l;
-      if (c == channels) {
-        *result =
-            finish_pair_dot_vectors<T>(dot[l][k][0], dot[l][k][1], dot[l][k][2], dot[l][k][3]);
-        continue;
-      }
-      T lane[lanes];
-      for (int j = 0; j < 4; ++j) vec_store(lane + j * per, dot[l][k][j]);
-      *result =
-          finish_pair_dot(lane, f.p[l][k], std::int64_t(1), other, std::int64_t(1), c, channels);
+      dots[std::int64_t(ky0 + k) * dots_stride + kx0 + l] =
+          finish_pair_dot_accumulators(dot[l][k], lane, f.p[l][k], other, c, channels);
     }
   }
 }

@@ -38,13 +38,18 @@
 namespace ssb {
 namespace detail {
 
+// Pixels of one plane on the input grid plus one on the sampled grid: a channels-last tile holds
+// this many pixels of each of its channels.
+template <class T>
+SSB_HOST_DEVICE inline std::size_t both_grids_pixels(const Weights<T>& w) {
+  return std::size_t(w.in_height()) * w.in_width() + std::size_t(w.out_height()) * w.out_width();
+}
+
 // Whether a channels-last tile of one block of planes (source and destination) stays within
 // 256 KiB, the regime where the tile body beats the plane body.
 template <class T>
 SSB_HOST_DEVICE inline bool channel_tile_fits(const Weights<T>& w) {
-  const std::size_t pixels =
-      std::size_t(w.in_height()) * w.in_width() + std::size_t(w.out_height()) * w.out_width();
-  return pixels * channel_block * sizeof(T) <= (std::size_t(1) << 18);
+  return both_grids_pixels(w) * channel_block * sizeof(T) <= (std::size_t(1) << 18);
 }
 
 // Elements of scratch that gather_plane or gather_channel_tile needs.
@@ -54,11 +59,7 @@ SSB_HOST_DEVICE inline std::size_t plane_scratch_size(const Weights<T>& w) {
   const std::size_t dst_h = std::size_t(forward ? w.out_height() : w.in_height());
   const std::size_t dst_w = std::size_t(forward ? w.out_width() : w.in_width());
   const std::size_t src_w = std::size_t(forward ? w.in_width() : w.out_width());
-  if (channel_tile_fits(w)) {
-    const std::size_t pixels =
-        std::size_t(w.in_height()) * w.in_width() + std::size_t(w.out_height()) * w.out_width();
-    return (pixels + src_w) * channel_block;
-  }
+  if (channel_tile_fits(w)) return (both_grids_pixels(w) + src_w) * channel_block;
   return 2 * dst_h * src_w + dst_w * dst_h;
 }
 
@@ -484,9 +485,7 @@ constexpr std::size_t dots_tile_bytes = 32 * 1024;
 // dots_tile_bytes.
 template <class T>
 inline int tile_dots_channels(const Weights<T>& w, int channels) {
-  const std::size_t pixels =
-      std::size_t(w.in_height()) * w.in_width() + std::size_t(w.out_height()) * w.out_width();
-  const std::size_t group = pixels * std::size_t(dot_lanes<T>()) * sizeof(T);
+  const std::size_t group = both_grids_pixels(w) * std::size_t(dot_lanes<T>()) * sizeof(T);
   const std::size_t groups = dots_tile_bytes / group;
   const std::size_t needed = (std::size_t(channels) + dot_lanes<T>() - 1) / dot_lanes<T>();
   return int(groups < needed ? groups : needed) * dot_lanes<T>();
@@ -495,9 +494,7 @@ inline int tile_dots_channels(const Weights<T>& w, int channels) {
 // Elements of scratch that tile_pair_dots needs: both tiles, then the lanes of every pair.
 template <class T>
 inline std::size_t tile_dots_scratch(const Weights<T>& w, int channels) {
-  const std::size_t pixels =
-      std::size_t(w.in_height()) * w.in_width() + std::size_t(w.out_height()) * w.out_width();
-  return pixels * std::size_t(channels) +
+  return both_grids_pixels(w) * std::size_t(channels) +
          std::size_t(w.y.capacity()) * std::size_t(w.x.capacity()) * std::size_t(dot_lanes<T>());
 }
 
@@ -549,16 +546,11 @@ inline void tile_pair_dots(const Weights<T>& weights, const FeatureMap<const T>&
             acc[j] += x * y;
           }
         }
-        T* out = dots + std::int64_t(k) * stride + l;
         if (!last) {
           for (int j = 0; j < 4; ++j) vec_store(lane + j * per, acc[j]);
-        } else if (whole == total) {
-          *out = finish_pair_dot_vectors<T>(acc[0], acc[1], acc[2], acc[3]);
-        } else {
-          for (int j = 0; j < 4; ++j) vec_store(lane + j * per, acc[j]);
-          const int at = whole - c0;
-          *out = finish_pair_dot(lane, a + at, std::int64_t(1), b + at, std::int64_t(1), 0,
-                                 total - whole);
+        } else {  // channels whole .. total-1 are at whole - c0 of this tile
+          dots[std::int64_t(k) * stride + l] = finish_pair_dot_accumulators(
+              acc, lane, a + (whole - c0), b + (whole - c0), 0, total - whole);
         }
       }
     }
