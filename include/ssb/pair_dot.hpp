@@ -73,6 +73,13 @@ inline void prefetch_bytes(const void* p, std::int64_t bytes) {
   for (std::int64_t o = 0; o < bytes; o += 64) __builtin_prefetch(c + o);
 }
 
+// The same for bytes about to be written: the lines are asked for with intent to write
+// (prefetchw where the target has it).
+inline void prefetch_bytes_for_write(void* p, std::int64_t bytes) {
+  char* c = static_cast<char*>(p);
+  for (std::int64_t o = 0; o < bytes; o += 64) __builtin_prefetch(c + o, 1);
+}
+
 // Groups of pair dots that share their second operand, at most this many per call: M groups of
 // four accumulators plus the shared vector fit the register file (32 registers with AVX-512, 16
 // otherwise).

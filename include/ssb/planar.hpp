@@ -3,7 +3,8 @@
 //
 // Small planes (channel_tile_fits): a block of channel_block planes is transposed into a
 // channels-last tile, gathered by the NHWC row body (vectorised over the block), and transposed
-// back. Large planes: one plane at a time,
+// back; over large maps the next block's planes are prefetched meanwhile. Large planes: one plane
+// at a time,
 //   1. y sums, vectorised along source rows:  R[a][w] = sum_{k in range_y(a)} wy_k
 //   src[source_y(k)][w]
 //   2. transpose R (A x L) to Rt (L x A)
@@ -113,12 +114,13 @@ SSB_HOST_DEVICE inline void transpose(const T* from, std::int64_t from_stride, i
 }
 
 // Planes c0 .. c0 + channel_block - 1 (or up to the last channel) of image n of NCHW maps, through
-// a channels-last tile. `scratch` has plane_scratch_size elements.
+// a channels-last tile. `scratch` has plane_scratch_size elements. `prefetch_next`: ask the caches
+// for the next block's planes meanwhile (host builds; see below).
 template <Direction D, class T>
 SSB_HOST_DEVICE inline void gather_channel_tile(const Weights<T>& weights,
                                                 const FeatureMap<const T>& src,
                                                 const FeatureMap<T>& dst, int n, int c0, T scale,
-                                                T* scratch) {
+                                                T* scratch, bool prefetch_next) {
   const int cb = src.channels - c0 < channel_block ? src.channels - c0 : channel_block;
   const std::int64_t src_pixels = std::int64_t(src.height) * src.width;
   const std::int64_t dst_pixels = std::int64_t(dst.height) * dst.width;
@@ -129,7 +131,32 @@ SSB_HOST_DEVICE inline void gather_channel_tile(const Weights<T>& weights,
   const FeatureMap<const T> in(tile_in, 1, src.height, src.width, cb, Layout::nhwc);
   const FeatureMap<T> out(tile_out, 1, dst.height, dst.width, cb, Layout::nhwc);
   const AxisImage<T> ay = weights.y.image(n), ax = weights.x.image(n);
+#if defined(SSB_VECTOR_EXTENSIONS)
+  // The next block of planes (the launchers give a thread consecutive tasks) is asked for while
+  // this one is gathered, a share per destination row: its source planes for reading, its
+  // destination planes for writing, so that the transposes need not wait on memory.
+  const bool last_block = c0 + cb >= src.channels;
+  const int next_n = last_block ? n + 1 : n, next_c = last_block ? 0 : c0 + cb;
+  const int next_cb = src.channels - next_c < channel_block ? src.channels - next_c : channel_block;
+  const std::int64_t next_in = (std::int64_t(next_n) * src.channels + next_c) * src_pixels;
+  const std::int64_t next_out = (std::int64_t(next_n) * dst.channels + next_c) * dst_pixels;
+  for (int a = 0; a < dst.height; ++a) {
+    if (prefetch_next && next_n < src.batch) {
+      const std::int64_t in_share = src_pixels * next_cb / dst.height;
+      const std::int64_t out_share = dst_pixels * next_cb / dst.height;
+      const bool last_row = a + 1 == dst.height;
+      prefetch_bytes(src.data + next_in + a * in_share,
+                     (last_row ? src_pixels * next_cb - a * in_share : in_share) * sizeof(T));
+      prefetch_bytes_for_write(
+          dst.data + next_out + a * out_share,
+          (last_row ? dst_pixels * next_cb - a * out_share : out_share) * sizeof(T));
+    }
+    gather_row_nhwc<D, T, false>(ay, ax, in, out, 0, a, scale);
+  }
+#else
+  (void)prefetch_next;
   for (int a = 0; a < dst.height; ++a) gather_row_nhwc<D, T, false>(ay, ax, in, out, 0, a, scale);
+#endif
   T* planes_out = dst.data + (std::int64_t(n) * dst.channels + c0) * dst_pixels;
   transpose(tile_out, cb, int(dst_pixels), cb, planes_out, dst_pixels);
 }

@@ -34,6 +34,15 @@
 #ifndef SSB_TILE_DOTS
 #define SSB_TILE_DOTS 1
 #endif
+// The NCHW channel tiles (planar.hpp, gather_channel_tile) ask the caches for the next block's
+// planes from launches over maps of this many bytes (source and destination) on. On the 2-core
+// AVX-512 EPYC (32 MiB L3), openmp2, bench shapes, it took the NCHW verbs on 8x8 to 14x14 planes
+// (22-33 MiB of maps) to 0.55-0.93x their time; on 5x5 to 10x10 (8-17 MiB, which stay in the L3
+// from call to call) to 0.86-1.21x, where the same code without it moved 1.01-1.15x in the next
+// run: no gain to measure there (bench/results/ab-c531268-nchw-prefetch.md). 0: always.
+#ifndef SSB_NCHW_PREFETCH_MIN_BYTES
+#define SSB_NCHW_PREFETCH_MIN_BYTES (20ll << 20)
+#endif
 
 namespace ssb {
 namespace detail {
@@ -144,11 +153,13 @@ void launch_gather(const Exec& exec, const Weights<T>& w, const FeatureMap<const
       const std::size_t scratch = plane_scratch_size<D>(w);
       if (channel_tile_fits(w)) {
         const int blocks = (channels + channel_block - 1) / channel_block;
+        const bool prefetch = std::int64_t(sizeof(T)) * launch_work(src, dst) >=
+                              std::int64_t(SSB_NCHW_PREFETCH_MIN_BYTES);
         launcher<Exec>::for_each(
             exec, std::int64_t(w.batch) * blocks,
             [&](std::int64_t t) {
               gather_channel_tile<D>(w, src, dst, int(t / blocks), int(t % blocks) * channel_block,
-                                     scale, thread_scratch<T>(scratch));
+                                     scale, thread_scratch<T>(scratch), prefetch);
             },
             launch_work(src, dst));
       } else {
