@@ -36,10 +36,11 @@
 #endif
 // The NCHW channel tiles (planar.hpp, gather_channel_tile) ask the caches for the next block's
 // planes from launches over maps of this many bytes (source and destination) on. On the 2-core
-// AVX-512 EPYC (32 MiB L3), openmp2, bench shapes, it took the NCHW verbs on 8x8 to 14x14 planes
-// (22-33 MiB of maps) to 0.55-0.93x their time; on 5x5 to 10x10 (8-17 MiB, which stay in the L3
-// from call to call) to 0.86-1.21x, where the same code without it moved 1.01-1.15x in the next
-// run: no gain to measure there (bench/results/ab-c531268-nchw-prefetch.md). 0: always.
+// AVX-512 EPYC (32 MiB L3), openmp2, bench shapes, its first form (the same prefetches, inline)
+// took the gathers on 8x8 to 14x14 planes (22-33 MiB of maps) to 0.55-0.72x their time in two
+// runs, and on 5x5 to 10x10 (8-17 MiB, which stay in the L3 from call to call) to 0.86-1.21x,
+// where the same code without it moved 1.01-1.15x in the next run: no gain to measure there
+// (bench/results/ab-c531268-nchw-prefetch.md, with the runs of the committed form). 0: always.
 #ifndef SSB_NCHW_PREFETCH_MIN_BYTES
 #define SSB_NCHW_PREFETCH_MIN_BYTES (20ll << 20)
 #endif
