@@ -242,7 +242,7 @@ TEST_CASE_TEMPLATE("a backward verb gives the same bits for both outputs as for 
 
 #if defined(SSB_VECTOR_EXTENSIONS)
 // The NCHW pair dots of planes whose groups of dot_lanes channels fit tile_pair_dots' tiles
-// (planar.hpp) keep pair_dot's lanes, order and tree: NHWC's weight gradients, bit for bit.
+// (planar_dots.hpp) keep pair_dot's lanes, order and tree: NHWC's weight gradients, bit for bit.
 // Channels below, at and past one group, and past one tile (1500); zero rows and columns; both
 // verbs; float and double. Both grids together have at most 128 pixels, so that one group fits a
 // tile (dots_tile_bytes) with vectors of up to 64 bytes. The host bodies, through ssb::serial
@@ -288,25 +288,31 @@ TEST_CASE("NCHW weight gradients equal NHWC's bit for bit on planes that fit the
 
 TEST_CASE_TEMPLATE("float weight gradients of NCHW maps agree with NHWC's", Exec,
                    SSB_TEST_BACKENDS) {
-  // The NCHW pair dots of larger planes have their own bodies (planar.hpp), with their own order
-  // of summation: they agree with the NHWC ones to float rounding (small planes: bit for bit,
+  // The NCHW pair dots of larger planes have their own bodies (planar_dots.hpp), with their own
+  // order of summation: they agree with the NHWC ones to float rounding (small planes: bit for bit,
   // the test above). Shapes: small planes, planes of 128 pixels
-  // and more with rows up to 32 wide, rows wider than 32, and a saliency band that zooms hard
-  // (gathers in the lane bodies).
+  // and more with rows up to 32 wide, rows wider than 32, a saliency band that zooms hard
+  // (gathers in the lane bodies), and rows wider than 32 with two hot rows, each of which many
+  // y segments share (row_pair_dots_lanes takes them dots_run at a time).
   std::mt19937 rng(33);
   struct Case {
     int n, h, w, c, hr, wr;
-    bool band;
+    bool band, hot_rows;
   };
-  for (const Case& k : {Case{2, 7, 6, 5, 3, 4, false}, Case{2, 14, 12, 37, 8, 7, false},
-                        Case{1, 20, 30, 9, 11, 29, false}, Case{2, 12, 90, 6, 10, 70, false},
-                        Case{2, 12, 90, 6, 10, 70, true}}) {
+  for (const Case& k :
+       {Case{2, 7, 6, 5, 3, 4, false, false}, Case{2, 14, 12, 37, 8, 7, false, false},
+        Case{1, 20, 30, 9, 11, 29, false, false}, Case{2, 12, 90, 6, 10, 70, false, false},
+        Case{2, 12, 90, 6, 10, 70, true, false}, Case{2, 12, 40, 5, 30, 33, false, true}}) {
     CAPTURE(test::describe(k.n, k.h, k.w, k.c, k.hr, k.wr, Layout::nchw));
     auto s = test::smooth_saliency<float>(rng, k.n, k.h, k.w);
     if (k.band) {
       for (int i = 0; i < k.n; ++i)
         for (int y = 0; y < k.h; ++y)
           for (int x = 40; x < 50; ++x) s.at(i, y, x) = 50.0f;
+    }
+    if (k.hot_rows) {
+      for (int i = 0; i < k.n; ++i)
+        for (int x = 0; x < k.w; ++x) s.at(i, 4, x) = s.at(i, 9, x) = 20.0f;
     }
     const auto w = test::weights_for(Exec{}, s, k.hr, k.wr);
     const auto x = test::random_tensor<float>(rng, k.n, k.h, k.w, k.c, Layout::nhwc);

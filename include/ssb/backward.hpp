@@ -9,7 +9,7 @@
 // sample_backward:          A = dXr, B = X,  scale = Hr*Wr
 // sample_inverse_backward:  A = Y,   B = dZ, scale = H*W
 // (G is zero off the segments and so is its gradient there.) The pair dots of kernels.hpp and
-// planar.hpp produce D(k, l); segment_grad finishes the job, one call per segment, so segments
+// planar_dots.hpp produce D(k, l); segment_grad finishes the job, one call per segment, so segments
 // can run in any order or in parallel without atomics.
 #pragma once
 

@@ -1,5 +1,5 @@
 // ssbnet: the pair dots of the weight gradients, row by row, for maps in any layouts (all-NCHW
-// maps have planar.hpp's own bodies too), and the rows of the backward verbs on NHWC maps that
+// maps have planar_dots.hpp's own bodies too), and the rows of the backward verbs on NHWC maps that
 // form them together with the data gradient's gather of kernels.hpp.
 //
 // Pair dots (backward.hpp): every pair (k, l) of a y and an x segment belongs to exactly one

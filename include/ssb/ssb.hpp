@@ -9,6 +9,7 @@
 #include "pair_dot.hpp"
 #include "pair_dot_rows.hpp"
 #include "planar.hpp"
+#include "planar_dots.hpp"
 #include "serial.hpp"
 #include "types.hpp"
 #include "vector.hpp"

@@ -20,6 +20,7 @@
 #include "../kernels.hpp"
 #include "../pair_dot_rows.hpp"
 #include "../planar.hpp"
+#include "../planar_dots.hpp"
 #include "../types.hpp"
 #include "../weights.hpp"
 #include "checks.hpp"
@@ -29,8 +30,8 @@
 #ifndef SSB_FUSED_BACKWARD
 #define SSB_FUSED_BACKWARD 1
 #endif
-// Whether the pair dots of NCHW maps take tile_pair_dots (planar.hpp) where its tiles fit; 0 for
-// comparisons.
+// Whether the pair dots of NCHW maps take tile_pair_dots (planar_dots.hpp) where its tiles fit; 0
+// for comparisons.
 #ifndef SSB_TILE_DOTS
 #define SSB_TILE_DOTS 1
 #endif
@@ -259,6 +260,24 @@ void launch_pair_dots(const Exec& exec, const Weights<T>& w, const FeatureMap<co
           std::int64_t(partial.size()));
       return;
     }
+#if defined(SSB_PLANAR_AVX512)
+    // Larger float planes on AVX-512 targets: the lane bodies. Rows wider than 32 columns: one
+    // task per input row of an image (row_pair_dots_lanes); else one per segment.
+    if constexpr (std::is_same<T, float>::value) {
+      if (src.width > 32 || other.width > 32) {
+        const int in_h = w.in_height();
+        launcher<Exec>::for_each(
+            exec, std::int64_t(w.batch) * in_h,
+            [&](std::int64_t t) {
+              const int n = int(t / in_h);
+              row_pair_dots_lanes<D>(w, src, other, n, int(t % in_h), dots + n * per_image, cap_x,
+                                     thread_scratch<DotBlock>(std::size_t(lane_blocks(cap_x))));
+            },
+            launch_work(src, other));
+        return;
+      }
+    }
+#endif
     launcher<Exec>::for_each(
         exec, std::int64_t(w.batch) * cap_y,
         [&](std::int64_t t) {
