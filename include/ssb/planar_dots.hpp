@@ -3,9 +3,9 @@
 //
 // Planes whose groups of dot_lanes channels fit a tile take tile_pair_dots (channels-last tiles,
 // the NHWC pair dots' bits). Larger float planes on AVX-512 targets take the lane bodies: one task
-// per segment where rows have at most 32 columns (plane_pair_dots_lanes), one per input row where
-// they are wider (row_pair_dots_lanes). Other larger planes take the channel tiles or one plane at
-// a time (plane_pair_dots).
+// per chunk of segments where rows have at most 32 columns (chunk_pair_dots_lanes), one per input
+// row where they are wider (row_pair_dots_lanes). Other larger planes take the channel tiles or
+// one plane at a time (plane_pair_dots).
 #pragma once
 
 #include <cstddef>
@@ -21,100 +21,110 @@ namespace ssb {
 namespace detail {
 
 #if defined(SSB_PLANAR_AVX512)
-// The pair dots of y segment k of image n for float NCHW maps (plane_pair_dots' sums, in the same
-// order: from 0, channels ascending), 16 x segments per register: the source and `other` columns
-// of each segment are picked from the two rows by permutes. Rows of at most 32 columns are held
-// whole; wider ones through a 16-column window per block of 16 segments, which always suffices:
-// each segment moves the source or the destination column by at most one (MATH.md, "Segments"),
-// so 16 segments span at most 16 columns of either (window indices below 16). Four blocks at a
-// time, so that four chains of multiply-adds overlap.
+// The lane bodies of the pair dots: 16 x segments per register, the source and `other` columns of
+// each segment picked from the two rows by permutes. A block of 16 segments spans at most 16
+// columns of either grid (each segment moves the source or the destination column by at most
+// one, MATH.md, "Segments"), so a 16-column window of each row, at the block's first columns,
+// serves it; rows of at most 32 columns are held whole (two registers, bases 0).
 struct alignas(64) DotBlock {
   std::int32_t src_index[16];    // source column minus src_base
   std::int32_t other_index[16];  // the same on the destination grid
   int src_base, other_base;
 };
 
+// The pair dots of y segments k0 .. k1 - 1 of image n for float NCHW maps whose rows have at
+// most 32 columns: dots[k][l] = sum_c x * y from 0, channels ascending (x and y the permuted
+// columns; plane_pair_dots' sums in its order), channels outermost. Each channel's planes are read
+// once for all the segments, whose rows then stay in the L1 cache, and the rows dots_prefetch
+// channels ahead are asked for; the partial sums wait in `acc` (dots_chunk rows of
+// lane_blocks(capacity_x) registers, 64-byte aligned) from channel to channel. `dots` is the
+// image's pair dots, [capacity_y][capacity_x].
+//
+// It replaced one task per segment that read the segment's two rows of every channel, over and
+// over from segment to segment: where planes are 4 KiB apart (32x32) those rows of all channels
+// fall in the same sets of the L1 cache. Same bits. Same-run A/B, openmp2, both orders
+// (bench/results/ab-02feeac-chunk-dots.md): the NCHW backward verbs and round trip 0.58-0.80x on
+// 32x32x2048 -> 18, 0.74-0.93x on 32x32x512 -> 18, 0.81-0.98x on 20x20 to 28x28 planes (NHWC
+// controls 0.87-1.03x).
+constexpr int dots_chunk = 16;
+// Channels ahead whose rows the chunk and row bodies ask the caches for (dots_prefetch).
+#ifndef SSB_DOTS_PREFETCH
+#define SSB_DOTS_PREFETCH 8
+#endif
+constexpr int dots_prefetch = SSB_DOTS_PREFETCH;
+
 template <Direction D>
-inline void plane_pair_dots_lanes(const Weights<float>& weights, const FeatureMap<const float>& src,
-                                  const FeatureMap<const float>& other, int n, int k, float* dots,
-                                  DotBlock* blocks) {
+inline void chunk_pair_dots_lanes(const Weights<float>& weights, const FeatureMap<const float>& src,
+                                  const FeatureMap<const float>& other, int n, int k0, int k1,
+                                  float* dots, int cap_x, DotBlock* blocks, float* acc) {
   const AxisImage<float> ay = weights.y.image(n), ax = weights.x.image(n);
   const int count = ax.count();
-  const int src_w = src.width, other_w = other.width;
-  const bool whole = src_w <= 32 && other_w <= 32;  // both rows held in registers
   const int nblocks = lane_blocks(count);
   for (int j = 0; j < nblocks; ++j) {
     DotBlock& b = blocks[j];
     const int l0 = 16 * j, l1 = l0 + 16 < count ? l0 + 16 : count;
-    b.src_base = whole ? 0 : source_index<D>(ax, l0);
-    b.other_base = whole ? 0 : dest_index<D>(ax, l0);
+    b.src_base = 0;
+    b.other_base = 0;
     for (int u = 0; u < 16; ++u) {
       const int l = l0 + u < l1 ? l0 + u : l1 - 1;
-      b.src_index[u] = source_index<D>(ax, l) - b.src_base;
-      b.other_index[u] = dest_index<D>(ax, l) - b.other_base;
+      b.src_index[u] = source_index<D>(ax, l);
+      b.other_index[u] = dest_index<D>(ax, l);
     }
   }
+  const int row_floats = 16 * nblocks;
+  for (int e = 0; e < (k1 - k0) * row_floats; ++e) acc[e] = 0.0f;
+  const int src_w = src.width, other_w = other.width;
   const std::int64_t src_plane = std::int64_t(src.height) * src_w;
   const std::int64_t other_plane = std::int64_t(other.height) * other_w;
-  const float* src_row = src.data + std::int64_t(n) * src.channels * src_plane +
-                         std::int64_t(source_index<D>(ay, k)) * src_w;
-  const float* other_row = other.data + std::int64_t(n) * other.channels * other_plane +
-                           std::int64_t(dest_index<D>(ay, k)) * other_w;
   const float* src_end = src.data + std::int64_t(src.batch) * src.channels * src_plane;
   const float* other_end = other.data + std::int64_t(other.batch) * other.channels * other_plane;
-  for (int j0 = 0; j0 < nblocks; j0 += 4) {
-    const int group = nblocks - j0 < 4 ? nblocks - j0 : 4;
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                     _mm512_setzero_ps()};
-    for (int c = 0; c < src.channels; ++c) {
-      const float* s = src_row + c * src_plane;
-      const float* o = other_row + c * other_plane;
-      __m512 s_lo = _mm512_setzero_ps(), s_hi = s_lo, o_lo = s_lo, o_hi = s_lo;
-      if (whole) {
-        s_lo = load16_before(s, src_end);
-        s_hi = load16_before(s + 16, src_end);
-        o_lo = load16_before(o, other_end);
-        o_hi = load16_before(o + 16, other_end);
-      }
-      for (int g = 0; g < 4; ++g) {
-        if (g >= group) break;
-        const DotBlock& b = blocks[j0 + g];
-        const __m512i si = _mm512_load_si512(b.src_index);
-        const __m512i oi = _mm512_load_si512(b.other_index);
-        __m512 x, y;
-        if (whole) {
-          x = _mm512_permutex2var_ps(s_lo, si, s_hi);
-          y = _mm512_permutex2var_ps(o_lo, oi, o_hi);
-        } else {  // indices below 16: one register of each row
-          const __m512 sv = load16_before(s + b.src_base, src_end);
-          const __m512 ov = load16_before(o + b.other_base, other_end);
-          x = _mm512_permutex2var_ps(sv, si, sv);
-          y = _mm512_permutex2var_ps(ov, oi, ov);
-        }
-        acc[g] = acc[g] + x * y;
+  const float* src_image = src.data + std::int64_t(n) * src.channels * src_plane;
+  const float* other_image = other.data + std::int64_t(n) * other.channels * other_plane;
+  // The rows the segments read (source_index and dest_index do not decrease with k).
+  const std::int64_t s_first = std::int64_t(source_index<D>(ay, k0)) * src_w;
+  const int s_count = (source_index<D>(ay, k1 - 1) + 1) * src_w - int(s_first);
+  const std::int64_t o_first = std::int64_t(dest_index<D>(ay, k0)) * other_w;
+  const int o_count = (dest_index<D>(ay, k1 - 1) + 1) * other_w - int(o_first);
+  for (int c = 0; c < src.channels; ++c) {
+    const float* s_plane = src_image + c * src_plane;
+    const float* o_plane = other_image + c * other_plane;
+    if (dots_prefetch > 0 && c + dots_prefetch < src.channels) {
+      prefetch_lines(s_plane + dots_prefetch * src_plane + s_first, s_count);
+      prefetch_lines(o_plane + dots_prefetch * other_plane + o_first, o_count);
+    }
+    for (int k = k0; k < k1; ++k) {
+      const float* s = s_plane + std::int64_t(source_index<D>(ay, k)) * src_w;
+      const float* o = o_plane + std::int64_t(dest_index<D>(ay, k)) * other_w;
+      const __m512 s_lo = load16_before(s, src_end), s_hi = load16_before(s + 16, src_end);
+      const __m512 o_lo = load16_before(o, other_end), o_hi = load16_before(o + 16, other_end);
+      float* a = acc + (k - k0) * row_floats;
+      for (int j = 0; j < nblocks; ++j) {
+        const DotBlock& b = blocks[j];
+        const __m512 x = _mm512_permutex2var_ps(s_lo, _mm512_load_si512(b.src_index), s_hi);
+        const __m512 y = _mm512_permutex2var_ps(o_lo, _mm512_load_si512(b.other_index), o_hi);
+        _mm512_store_ps(a + 16 * j, _mm512_load_ps(a + 16 * j) + x * y);
       }
     }
-    for (int g = 0; g < group; ++g) {
-      _mm512_mask_storeu_ps(dots + 16 * (j0 + g), first_lanes(count - 16 * (j0 + g)), acc[g]);
-    }
+  }
+  for (int k = k0; k < k1; ++k) {
+    const float* a = acc + (k - k0) * row_floats;
+    float* d = dots + std::int64_t(k) * cap_x;
+    for (int l = 0; l < count; ++l) d[l] = a[l];
   }
 }
 
 // The pair dots of the y segments of input row h of image n for float NCHW maps whose rows are
-// wider than 32 columns: plane_pair_dots_lanes' windows and sums (so its bits), but the segments
-// of row h (y.in_begin[h] .. y.in_begin[h + 1]), which share their row of the input-grid map, go
-// together, up to dots_run at a time: that row is read and permuted once per channel for all of
-// them, and their rows of the other map are consecutive. `dots` is the image's pair dots,
-// [capacity_y][capacity_x]. Meanwhile the rows SSB_DOTS_PREFETCH channels ahead are asked for:
-// a row and the next channel's are a plane apart (16 KiB or more here), which the hardware
-// prefetchers did not follow. On 64x64 and 128x128 planes (COCO shapes, openmp2) one task per
-// segment (plane_pair_dots_lanes) took the NCHW backward verbs to 1.5-1.6x this one's time;
-// there 64 KiB apart rows fall in the same sets of the L1 and L2 caches, so the next segment's
-// reads of the same rows missed again.
+// wider than 32 columns (16-column windows; chunk_pair_dots_lanes' sums and order, so its bits).
+// The segments of row h (y.in_begin[h] .. y.in_begin[h + 1]) share their row of the input-grid
+// map, and go together, up to dots_run at a time: that row is read and permuted once per channel
+// for all of them, and their rows of the other map are consecutive. The rows dots_prefetch
+// channels ahead are asked for: a row and the next channel's are a plane apart (16 KiB or more
+// here), which the hardware prefetchers did not follow. `dots` is the image's pair dots,
+// [capacity_y][capacity_x]. On 64x64 and 128x128 planes (COCO shapes, openmp2) one task per
+// segment had taken the NCHW backward verbs to 1.75-1.96x this one's time: rows 64 KiB apart fall
+// in the same sets of the L1 and L2 caches, so the next segment's reads of the same rows missed
+// again (bench/results/ab-f252a65-row-dots.md).
 constexpr int dots_run = 4;
-#ifndef SSB_DOTS_PREFETCH
-#define SSB_DOTS_PREFETCH 8
-#endif
 
 template <Direction D>
 inline void row_pair_dots_lanes(const Weights<float>& weights, const FeatureMap<const float>& src,
@@ -179,10 +189,10 @@ inline void row_pair_dots_lanes(const Weights<float>& weights, const FeatureMap<
       for (int c = 0; c < channels; ++c) {
         const float* sh = shared_row + c * shared_plane;
         const float* ow = own_row + c * own_plane;
-        if (SSB_DOTS_PREFETCH > 0 && c + SSB_DOTS_PREFETCH < channels) {
-          prefetch_lines(sh + SSB_DOTS_PREFETCH * shared_plane + shared_first, shared_cols);
+        if (dots_prefetch > 0 && c + dots_prefetch < channels) {
+          prefetch_lines(sh + dots_prefetch * shared_plane + shared_first, shared_cols);
           for (int r = 0; r < run; ++r) {
-            prefetch_lines(ow + SSB_DOTS_PREFETCH * own_plane + r * own_w + own_first, own_cols);
+            prefetch_lines(ow + dots_prefetch * own_plane + r * own_w + own_first, own_cols);
           }
         }
         for (int g = 0; g < 4; ++g) {
@@ -194,7 +204,7 @@ inline void row_pair_dots_lanes(const Weights<float>& weights, const FeatureMap<
             if (r >= run) break;
             const __m512 ov = load16_before(ow + r * own_w + own_base(b), own_end);
             const __m512 y = _mm512_permutex2var_ps(ov, own_index(b), ov);
-            acc[r][g] = acc[r][g] + x * y;  // x * y == y * x: plane_pair_dots_lanes' bits
+            acc[r][g] = acc[r][g] + x * y;  // x * y == y * x: chunk_pair_dots_lanes' bits
           }
         }
       }
@@ -240,7 +250,8 @@ SSB_HOST_DEVICE inline void channel_tile_pair_dots(const Weights<T>& weights,
 // dot_lanes channels), and the lane body (or the channel tiles) where one group takes more. On
 // the 2-core AVX-512 EPYC (32 KiB L1 data cache, 1 MiB L2 per core), one thread, one image in
 // cache, the d_weights pass of the NCHW backward verbs took, in ns per plane, against the lane
-// body (plane_pair_dots_lanes):
+// body (then one task per segment, since replaced by chunk_pair_dots_lanes and
+// row_pair_dots_lanes):
 //   5x5 -> 3:  21.1 -> 8.1;  7x7 -> 4:  29.1 -> 15.6;  8x8 -> 5:  40.0 -> 22.9 (32 KiB tiles)
 //   10x10 -> 6:  51.7 -> 36.4 (128 KiB), 39.8 (512 KiB);  14x14 -> 8:  108 -> 73.3 (512 KiB)
 //   20x20 -> 12: 161 -> 159 (512 KiB);  28x28 -> 16: 257 -> 392 (512 KiB: one group)

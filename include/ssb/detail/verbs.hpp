@@ -261,9 +261,10 @@ void launch_pair_dots(const Exec& exec, const Weights<T>& w, const FeatureMap<co
       return;
     }
 #if defined(SSB_PLANAR_AVX512)
-    // Larger float planes on AVX-512 targets: the lane bodies. Rows wider than 32 columns: one
-    // task per input row of an image (row_pair_dots_lanes); else one per segment.
+    // Larger float planes on AVX-512 targets: the lane bodies (planar_dots.hpp). Rows wider than
+    // 32 columns: one task per input row of an image; else one per chunk of dots_chunk segments.
     if constexpr (std::is_same<T, float>::value) {
+      const auto blocks = [&] { return thread_scratch<DotBlock>(std::size_t(lane_blocks(cap_x))); };
       if (src.width > 32 || other.width > 32) {
         const int in_h = w.in_height();
         launcher<Exec>::for_each(
@@ -271,11 +272,31 @@ void launch_pair_dots(const Exec& exec, const Weights<T>& w, const FeatureMap<co
             [&](std::int64_t t) {
               const int n = int(t / in_h);
               row_pair_dots_lanes<D>(w, src, other, n, int(t % in_h), dots + n * per_image, cap_x,
-                                     thread_scratch<DotBlock>(std::size_t(lane_blocks(cap_x))));
+                                     blocks());
             },
             launch_work(src, other));
         return;
       }
+      const int chunks = (cap_y + dots_chunk - 1) / dots_chunk;
+      const std::size_t acc_floats = std::size_t(dots_chunk) * 16 * lane_blocks(cap_x);
+      launcher<Exec>::for_each(
+          exec, std::int64_t(w.batch) * chunks,
+          [&](std::int64_t t) {
+            // The image's segments in `chunks` parts of equal size (within one), at most
+            // dots_chunk each.
+            const int n = int(t / chunks), part = int(t % chunks);
+            const int count = w.y.image(n).count();
+            const int k0 = int(std::int64_t(count) * part / chunks);
+            const int k1 = int(std::int64_t(count) * (part + 1) / chunks);
+            if (k0 >= k1) return;
+            // 64-byte aligned: 16 floats more than needed, and the first aligned one.
+            float* acc = thread_scratch<float>(acc_floats + 16);
+            acc += (16 - reinterpret_cast<std::uintptr_t>(acc) / sizeof(float) % 16) % 16;
+            chunk_pair_dots_lanes<D>(w, src, other, n, k0, k1, dots + n * per_image, cap_x,
+                                     blocks(), acc);
+          },
+          launch_work(src, other));
+      return;
     }
 #endif
     launcher<Exec>::for_each(
@@ -283,15 +304,7 @@ void launch_pair_dots(const Exec& exec, const Weights<T>& w, const FeatureMap<co
         [&](std::int64_t t) {
           const int n = int(t / cap_y), k = int(t % cap_y);
           if (k < w.y.image(n).count()) {
-            T* out = dots + (std::int64_t(n) * cap_y + k) * cap_x;
-#if defined(SSB_PLANAR_AVX512)
-            if constexpr (std::is_same<T, float>::value) {
-              plane_pair_dots_lanes<D>(w, src, other, n, k, out,
-                                       thread_scratch<DotBlock>(std::size_t(lane_blocks(cap_x))));
-              return;
-            }
-#endif
-            plane_pair_dots<D>(w, src, other, n, k, out);
+            plane_pair_dots<D>(w, src, other, n, k, dots + (std::int64_t(n) * cap_y + k) * cap_x);
           }
         },
         launch_work(src, other));
