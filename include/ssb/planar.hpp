@@ -232,13 +232,12 @@ struct LaneBlock {
   bool gather;     // the sources span 32 columns or more: gather instead of permute
 };
 
-// Asks the caches for every 64-byte line that holds one of the `count` floats from p.
+// Asks the caches for every 64-byte line that holds one of the `count` floats from p
+// (prefetch_bytes from the start of p's line).
 inline void prefetch_lines(const float* p, int count) {
   const std::uintptr_t first = reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t(63);
   const std::uintptr_t end = reinterpret_cast<std::uintptr_t>(p + count);
-  for (std::uintptr_t line = first; line < end; line += 64) {
-    _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T0);
-  }
+  prefetch_bytes(reinterpret_cast<const void*>(first), std::int64_t(end - first));
 }
 
 // The first min(n, 16) lanes (none for n <= 0).

@@ -32,6 +32,24 @@ struct alignas(64) DotBlock {
   int src_base, other_base;
 };
 
+// Fills blocks[0 .. lane_blocks(count)) for the image's `count` x segments: block j holds
+// segments 16j .. 16j + 15 (the last one repeated past count). `windows`: indices from the
+// block's first source and destination columns (16-column windows), else from column 0.
+template <Direction D>
+inline void plan_dot_blocks(const AxisImage<float>& ax, int count, bool windows, DotBlock* blocks) {
+  for (int j = 0; j < lane_blocks(count); ++j) {
+    DotBlock& b = blocks[j];
+    const int l0 = 16 * j, l1 = l0 + 16 < count ? l0 + 16 : count;
+    b.src_base = windows ? source_index<D>(ax, l0) : 0;
+    b.other_base = windows ? dest_index<D>(ax, l0) : 0;
+    for (int u = 0; u < 16; ++u) {
+      const int l = l0 + u < l1 ? l0 + u : l1 - 1;
+      b.src_index[u] = source_index<D>(ax, l) - b.src_base;
+      b.other_index[u] = dest_index<D>(ax, l) - b.other_base;
+    }
+  }
+}
+
 // The pair dots of y segments k0 .. k1 - 1 of image n for float NCHW maps whose rows have at
 // most 32 columns: dots[k][l] = sum_c x * y from 0, channels ascending (x and y the permuted
 // columns; plane_pair_dots' sums in its order), channels outermost. Each channel's planes are read
@@ -60,17 +78,7 @@ inline void chunk_pair_dots_lanes(const Weights<float>& weights, const FeatureMa
   const AxisImage<float> ay = weights.y.image(n), ax = weights.x.image(n);
   const int count = ax.count();
   const int nblocks = lane_blocks(count);
-  for (int j = 0; j < nblocks; ++j) {
-    DotBlock& b = blocks[j];
-    const int l0 = 16 * j, l1 = l0 + 16 < count ? l0 + 16 : count;
-    b.src_base = 0;
-    b.other_base = 0;
-    for (int u = 0; u < 16; ++u) {
-      const int l = l0 + u < l1 ? l0 + u : l1 - 1;
-      b.src_index[u] = source_index<D>(ax, l);
-      b.other_index[u] = dest_index<D>(ax, l);
-    }
-  }
+  plan_dot_blocks<D>(ax, count, false, blocks);
   const int row_floats = 16 * nblocks;
   for (int e = 0; e < (k1 - k0) * row_floats; ++e) acc[e] = 0.0f;
   const int src_w = src.width, other_w = other.width;
@@ -140,17 +148,7 @@ inline void row_pair_dots_lanes(const Weights<float>& weights, const FeatureMap<
   constexpr bool shared_is_src = D == Direction::forward;
   const FeatureMap<const float>& shared = shared_is_src ? src : other;
   const FeatureMap<const float>& own = shared_is_src ? other : src;
-  for (int j = 0; j < nblocks; ++j) {
-    DotBlock& b = blocks[j];
-    const int l0 = 16 * j, l1 = l0 + 16 < count ? l0 + 16 : count;
-    b.src_base = source_index<D>(ax, l0);
-    b.other_base = dest_index<D>(ax, l0);
-    for (int u = 0; u < 16; ++u) {
-      const int l = l0 + u < l1 ? l0 + u : l1 - 1;
-      b.src_index[u] = source_index<D>(ax, l) - b.src_base;
-      b.other_index[u] = dest_index<D>(ax, l) - b.other_base;
-    }
-  }
+  plan_dot_blocks<D>(ax, count, true, blocks);
   const auto shared_base = [](const DotBlock& b) {
     return shared_is_src ? b.src_base : b.other_base;
   };
