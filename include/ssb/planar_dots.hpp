@@ -2,10 +2,10 @@
 // whose layout is NCHW on both grids); planar.hpp has their gathers, and the helpers both share.
 //
 // Planes whose groups of dot_lanes channels fit a tile take tile_pair_dots (channels-last tiles,
-// the NHWC pair dots' bits). Larger float planes on AVX-512 targets take the lane bodies: one task
-// per chunk of segments where rows have at most 32 columns (chunk_pair_dots_lanes), one per input
-// row where they are wider (row_pair_dots_lanes). Other larger planes take the channel tiles or
-// one plane at a time (plane_pair_dots).
+// the NHWC pair dots' bits). Larger float planes on AVX-512 targets take the lane body, one task
+// per chunk of segments (chunk_pair_dots_lanes; rows of at most 32 columns in registers, wider
+// ones by windows). Other larger planes take the channel tiles or one plane at a time
+// (plane_pair_dots).
 #pragma once
 
 #include <cstddef>
@@ -50,35 +50,64 @@ inline void plan_dot_blocks(const AxisImage<float>& ax, int count, bool windows,
   }
 }
 
-// The pair dots of y segments k0 .. k1 - 1 of image n for float NCHW maps whose rows have at
-// most 32 columns: dots[k][l] = sum_c x * y from 0, channels ascending (x and y the permuted
-// columns; plane_pair_dots' sums in its order), channels outermost. Each channel's planes are read
-// once for all the segments, whose rows then stay in the L1 cache, and the rows dots_prefetch
-// channels ahead are asked for; the partial sums wait in `acc` (dots_chunk rows of
+// The pair dots of y segments k0 .. k1 - 1 of image n for float NCHW maps: dots[k][l] = sum_c
+// x * y from 0, channels ascending (x and y the permuted columns; plane_pair_dots' sums in its
+// order), channels outermost. Each channel's rows of the chunk are read once for all its
+// segments, and stay in the L1 cache meanwhile; the partial sums wait in `acc` (k1 - k0 rows of
 // lane_blocks(capacity_x) registers, 64-byte aligned) from channel to channel. `dots` is the
-// image's pair dots, [capacity_y][capacity_x].
+// image's pair dots, [capacity_y][capacity_x]. Two forms, the same bits:
+//   Windows false: rows of at most 32 columns, held in two registers, chunks of at most
+//     dots_chunk segments; the chunk's rows dots_prefetch channels ahead are asked for before
+//     each channel.
+//   Windows true: wider rows, a 16-column window of each row per block, chunks of at most
+//     dots_wide_chunk segments; each row is asked for dots_wide_prefetch channels ahead when the
+//     segments reach it, so the requests spread over the channel's work.
 //
-// It replaced one task per segment that read the segment's two rows of every channel, over and
-// over from segment to segment: where planes are 4 KiB apart (32x32) those rows of all channels
-// fall in the same sets of the L1 cache. Same bits. Same-run A/B, openmp2, both orders
+// The narrow form replaced one task per segment that read the segment's two rows of every
+// channel, over and over from segment to segment: where planes are 4 KiB apart (32x32) those rows
+// of all channels fall in the same sets of the L1 cache. Same-run A/B, openmp2, both orders
 // (bench/results/ab-02feeac-chunk-dots.md): the NCHW backward verbs and round trip 0.58-0.80x on
 // 32x32x2048 -> 18, 0.74-0.93x on 32x32x512 -> 18, 0.81-0.98x on 20x20 to 28x28 planes (NHWC
 // controls 0.87-1.03x).
+//
+// The wide form replaced one task per input row that went over every channel once per pass of up
+// to 4 segments and 64 x segments (row_pair_dots_lanes, 02feeac): each pass read 512 bytes of
+// each 64 KiB plane (128x128), at a new page every time, and `perf` put 52% of its samples on the
+// instruction after its first prefetch of a channel. Here a task reads each channel's rows of its
+// chunk in one sweep (about 16 KiB on 128x128 planes). Same bits. Same-run A/B, openmp2, both
+// orders: the NCHW backward verbs 0.76-0.90x on 128x128x512 -> 72 and 64x64x1024 -> 36, round trip
+// 0.82-0.94x (NHWC controls 0.93-1.08x, the unchanged 32x32x512 -> 18 0.91-1.02x;
+// bench/results/ab-0749636-wide-dots.md). Rows of at most 32 columns keep the narrow form: the
+// wide one took 0.80-0.96x its time on 28x28x512 -> 16 and 32x32x512 -> 18 planes, but up to
+// 1.23-1.28x on 16x16x1024 -> 9, 20x20x512 -> 12 and 32x32x2048 -> 18.
 constexpr int dots_chunk = 16;
-// Channels ahead whose rows the chunk and row bodies ask the caches for (dots_prefetch).
+// Channels ahead whose rows the narrow chunk body asks the caches for (dots_prefetch).
 #ifndef SSB_DOTS_PREFETCH
 #define SSB_DOTS_PREFETCH 8
 #endif
 constexpr int dots_prefetch = SSB_DOTS_PREFETCH;
+// Segments per chunk of the wide form (the image's segments are split into equal parts of at most
+// this many), and the channels ahead whose rows it asks for. On the COCO shapes, chunks of 32 and
+// 100 segments took the same time as 64, whole images (199 segments) 1.01-1.07x; 1 channel ahead
+// 0.99-1.04x the time of 2, 4 channels 1.02-1.09x.
+#ifndef SSB_DOTS_WIDE_CHUNK
+#define SSB_DOTS_WIDE_CHUNK 64
+#endif
+constexpr int dots_wide_chunk = SSB_DOTS_WIDE_CHUNK;
+#ifndef SSB_DOTS_WIDE_PREFETCH
+#define SSB_DOTS_WIDE_PREFETCH 2
+#endif
+constexpr int dots_wide_prefetch = SSB_DOTS_WIDE_PREFETCH;
 
-template <Direction D>
+template <Direction D, bool Windows>
 inline void chunk_pair_dots_lanes(const Weights<float>& weights, const FeatureMap<const float>& src,
                                   const FeatureMap<const float>& other, int n, int k0, int k1,
                                   float* dots, int cap_x, DotBlock* blocks, float* acc) {
   const AxisImage<float> ay = weights.y.image(n), ax = weights.x.image(n);
   const int count = ax.count();
   const int nblocks = lane_blocks(count);
-  plan_dot_blocks<D>(ax, count, false, blocks);
+  plan_dot_blocks<D>(ax, count, Windows, blocks);
+  constexpr int ahead = Windows ? dots_wide_prefetch : dots_prefetch;
   const int row_floats = 16 * nblocks;
   for (int e = 0; e < (k1 - k0) * row_floats; ++e) acc[e] = 0.0f;
   const int src_w = src.width, other_w = other.width;
@@ -96,16 +125,36 @@ inline void chunk_pair_dots_lanes(const Weights<float>& weights, const FeatureMa
   for (int c = 0; c < src.channels; ++c) {
     const float* s_plane = src_image + c * src_plane;
     const float* o_plane = other_image + c * other_plane;
-    if (dots_prefetch > 0 && c + dots_prefetch < src.channels) {
-      prefetch_lines(s_plane + dots_prefetch * src_plane + s_first, s_count);
-      prefetch_lines(o_plane + dots_prefetch * other_plane + o_first, o_count);
+    const bool pf = ahead > 0 && c + ahead < src.channels;
+    if (!Windows && pf) {
+      prefetch_lines(s_plane + ahead * src_plane + s_first, s_count);
+      prefetch_lines(o_plane + ahead * other_plane + o_first, o_count);
     }
     for (int k = k0; k < k1; ++k) {
       const float* s = s_plane + std::int64_t(source_index<D>(ay, k)) * src_w;
       const float* o = o_plane + std::int64_t(dest_index<D>(ay, k)) * other_w;
+      float* a = acc + (k - k0) * row_floats;
+      if (Windows) {
+        if (pf) {
+          if (k == k0 || source_index<D>(ay, k) != source_index<D>(ay, k - 1)) {
+            prefetch_lines(s + ahead * src_plane, src_w);
+          }
+          if (k == k0 || dest_index<D>(ay, k) != dest_index<D>(ay, k - 1)) {
+            prefetch_lines(o + ahead * other_plane, other_w);
+          }
+        }
+        for (int j = 0; j < nblocks; ++j) {
+          const DotBlock& b = blocks[j];
+          const __m512 sv = load16_before(s + b.src_base, src_end);
+          const __m512 ov = load16_before(o + b.other_base, other_end);
+          const __m512 x = _mm512_permutex2var_ps(sv, _mm512_load_si512(b.src_index), sv);
+          const __m512 y = _mm512_permutex2var_ps(ov, _mm512_load_si512(b.other_index), ov);
+          _mm512_store_ps(a + 16 * j, _mm512_load_ps(a + 16 * j) + x * y);
+        }
+        continue;
+      }
       const __m512 s_lo = load16_before(s, src_end), s_hi = load16_before(s + 16, src_end);
       const __m512 o_lo = load16_before(o, other_end), o_hi = load16_before(o + 16, other_end);
-      float* a = acc + (k - k0) * row_floats;
       for (int j = 0; j < nblocks; ++j) {
         const DotBlock& b = blocks[j];
         const __m512 x = _mm512_permutex2var_ps(s_lo, _mm512_load_si512(b.src_index), s_hi);
@@ -121,100 +170,6 @@ inline void chunk_pair_dots_lanes(const Weights<float>& weights, const FeatureMa
   }
 }
 
-// The pair dots of the y segments of input row h of image n for float NCHW maps whose rows are
-// wider than 32 columns (16-column windows; chunk_pair_dots_lanes' sums and order, so its bits).
-// The segments of row h (y.in_begin[h] .. y.in_begin[h + 1]) share their row of the input-grid
-// map, and go together, up to dots_run at a time: that row is read and permuted once per channel
-// for all of them, and their rows of the other map are consecutive. The rows dots_prefetch
-// channels ahead are asked for: a row and the next channel's are a plane apart (16 KiB or more
-// here), which the hardware prefetchers did not follow. `dots` is the image's pair dots,
-// [capacity_y][capacity_x]. On 64x64 and 128x128 planes (COCO shapes, openmp2) one task per
-// segment had taken the NCHW backward verbs to 1.75-1.96x this one's time: rows 64 KiB apart fall
-// in the same sets of the L1 and L2 caches, so the next segment's reads of the same rows missed
-// again (bench/results/ab-f252a65-row-dots.md).
-constexpr int dots_run = 4;
-
-template <Direction D>
-inline void row_pair_dots_lanes(const Weights<float>& weights, const FeatureMap<const float>& src,
-                                const FeatureMap<const float>& other, int n, int h, float* dots,
-                                int cap_x, DotBlock* blocks) {
-  const AxisImage<float> ay = weights.y.image(n), ax = weights.x.image(n);
-  const int k_begin = ay.in_begin[h], k_end = ay.in_begin[h + 1];
-  if (k_begin == k_end) return;
-  const int count = ax.count();
-  const int nblocks = lane_blocks(count);
-  // The input-grid map is the source of forward gathers and `other` of inverse ones. Its row
-  // ("shared") is row h for every segment here; the other map ("own") has one row per segment.
-  constexpr bool shared_is_src = D == Direction::forward;
-  const FeatureMap<const float>& shared = shared_is_src ? src : other;
-  const FeatureMap<const float>& own = shared_is_src ? other : src;
-  plan_dot_blocks<D>(ax, count, true, blocks);
-  const auto shared_base = [](const DotBlock& b) {
-    return shared_is_src ? b.src_base : b.other_base;
-  };
-  const auto own_base = [](const DotBlock& b) { return shared_is_src ? b.other_base : b.src_base; };
-  const auto shared_index = [](const DotBlock& b) {
-    return _mm512_load_si512(shared_is_src ? b.src_index : b.other_index);
-  };
-  const auto own_index = [](const DotBlock& b) {
-    return _mm512_load_si512(shared_is_src ? b.other_index : b.src_index);
-  };
-  const int shared_w = shared.width, own_w = own.width;
-  const std::int64_t shared_plane = std::int64_t(shared.height) * shared_w;
-  const std::int64_t own_plane = std::int64_t(own.height) * own_w;
-  const int channels = shared.channels;
-  const float* shared_row =
-      shared.data + std::int64_t(n) * channels * shared_plane + std::int64_t(h) * shared_w;
-  const float* shared_end = shared.data + std::int64_t(shared.batch) * channels * shared_plane;
-  const float* own_end = own.data + std::int64_t(own.batch) * channels * own_plane;
-  for (int k0 = k_begin; k0 < k_end; k0 += dots_run) {
-    const int run = k_end - k0 < dots_run ? k_end - k0 : dots_run;
-    // Row out_index[k0] of the own map; the run's other segments take the rows after it (within
-    // an input row, out_index goes up by one from segment to segment).
-    const float* own_row =
-        own.data + std::int64_t(n) * channels * own_plane + std::int64_t(ay.out_index[k0]) * own_w;
-    for (int j0 = 0; j0 < nblocks; j0 += 4) {
-      const int group = nblocks - j0 < 4 ? nblocks - j0 : 4;
-      __m512 acc[dots_run][4];
-      for (int r = 0; r < dots_run; ++r) {
-        for (int g = 0; g < 4; ++g) acc[r][g] = _mm512_setzero_ps();
-      }
-      // The columns the group reads of each row: from its first window to the end of its last.
-      const int shared_first = shared_base(blocks[j0]);
-      const int shared_cols = shared_base(blocks[j0 + group - 1]) + 16 - shared_first;
-      const int own_first = own_base(blocks[j0]);
-      const int own_cols = own_base(blocks[j0 + group - 1]) + 16 - own_first;
-      for (int c = 0; c < channels; ++c) {
-        const float* sh = shared_row + c * shared_plane;
-        const float* ow = own_row + c * own_plane;
-        if (dots_prefetch > 0 && c + dots_prefetch < channels) {
-          prefetch_lines(sh + dots_prefetch * shared_plane + shared_first, shared_cols);
-          for (int r = 0; r < run; ++r) {
-            prefetch_lines(ow + dots_prefetch * own_plane + r * own_w + own_first, own_cols);
-          }
-        }
-        for (int g = 0; g < 4; ++g) {
-          if (g >= group) break;
-          const DotBlock& b = blocks[j0 + g];
-          const __m512 sv = load16_before(sh + shared_base(b), shared_end);
-          const __m512 x = _mm512_permutex2var_ps(sv, shared_index(b), sv);
-          for (int r = 0; r < dots_run; ++r) {
-            if (r >= run) break;
-            const __m512 ov = load16_before(ow + r * own_w + own_base(b), own_end);
-            const __m512 y = _mm512_permutex2var_ps(ov, own_index(b), ov);
-            acc[r][g] = acc[r][g] + x * y;  // x * y == y * x: chunk_pair_dots_lanes' bits
-          }
-        }
-      }
-      for (int r = 0; r < run; ++r) {
-        for (int g = 0; g < group; ++g) {
-          _mm512_mask_storeu_ps(dots + std::int64_t(k0 + r) * cap_x + 16 * (j0 + g),
-                                first_lanes(count - 16 * (j0 + g)), acc[r][g]);
-        }
-      }
-    }
-  }
-}
 #endif
 
 // The pair dots of image n restricted to planes c0 .. c0 + channel_block - 1 (kernels.hpp), for
@@ -248,8 +203,7 @@ SSB_HOST_DEVICE inline void channel_tile_pair_dots(const Weights<T>& weights,
 // dot_lanes channels), and the lane body (or the channel tiles) where one group takes more. On
 // the 2-core AVX-512 EPYC (32 KiB L1 data cache, 1 MiB L2 per core), one thread, one image in
 // cache, the d_weights pass of the NCHW backward verbs took, in ns per plane, against the lane
-// body (then one task per segment, since replaced by chunk_pair_dots_lanes and
-// row_pair_dots_lanes):
+// body (then one task per segment, since replaced by chunk_pair_dots_lanes):
 //   5x5 -> 3:  21.1 -> 8.1;  7x7 -> 4:  29.1 -> 15.6;  8x8 -> 5:  40.0 -> 22.9 (32 KiB tiles)
 //   10x10 -> 6:  51.7 -> 36.4 (128 KiB), 39.8 (512 KiB);  14x14 -> 8:  108 -> 73.3 (512 KiB)
 //   20x20 -> 12: 161 -> 159 (512 KiB);  28x28 -> 16: 257 -> 392 (512 KiB: one group)

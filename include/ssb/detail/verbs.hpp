@@ -261,29 +261,19 @@ void launch_pair_dots(const Exec& exec, const Weights<T>& w, const FeatureMap<co
       return;
     }
 #if defined(SSB_PLANAR_AVX512)
-    // Larger float planes on AVX-512 targets: the lane bodies (planar_dots.hpp). Rows wider than
-    // 32 columns: one task per input row of an image; else one per chunk of dots_chunk segments.
+    // Larger float planes on AVX-512 targets: the lane body (planar_dots.hpp), one task per
+    // chunk of segments of an image; rows wider than 32 columns by windows, in larger chunks.
     if constexpr (std::is_same<T, float>::value) {
       const auto blocks = [&] { return thread_scratch<DotBlock>(std::size_t(lane_blocks(cap_x))); };
-      if (src.width > 32 || other.width > 32) {
-        const int in_h = w.in_height();
-        launcher<Exec>::for_each(
-            exec, std::int64_t(w.batch) * in_h,
-            [&](std::int64_t t) {
-              const int n = int(t / in_h);
-              row_pair_dots_lanes<D>(w, src, other, n, int(t % in_h), dots + n * per_image, cap_x,
-                                     blocks());
-            },
-            launch_work(src, other));
-        return;
-      }
-      const int chunks = (cap_y + dots_chunk - 1) / dots_chunk;
-      const std::size_t acc_floats = std::size_t(dots_chunk) * 16 * lane_blocks(cap_x);
+      const bool wide = src.width > 32 || other.width > 32;
+      const int chunk = wide ? dots_wide_chunk : dots_chunk;
+      const int chunks = (cap_y + chunk - 1) / chunk;
+      const std::size_t acc_floats = std::size_t(chunk) * 16 * lane_blocks(cap_x);
       launcher<Exec>::for_each(
           exec, std::int64_t(w.batch) * chunks,
           [&](std::int64_t t) {
             // The image's segments in `chunks` parts of equal size (within one), at most
-            // dots_chunk each.
+            // `chunk` each.
             const int n = int(t / chunks), part = int(t % chunks);
             const int count = w.y.image(n).count();
             const int k0 = int(std::int64_t(count) * part / chunks);
@@ -292,8 +282,13 @@ void launch_pair_dots(const Exec& exec, const Weights<T>& w, const FeatureMap<co
             // 64-byte aligned: 16 floats more than needed, and the first aligned one.
             float* acc = thread_scratch<float>(acc_floats + 16);
             acc += (16 - reinterpret_cast<std::uintptr_t>(acc) / sizeof(float) % 16) % 16;
-            chunk_pair_dots_lanes<D>(w, src, other, n, k0, k1, dots + n * per_image, cap_x,
-                                     blocks(), acc);
+            if (wide) {
+              chunk_pair_dots_lanes<D, true>(w, src, other, n, k0, k1, dots + n * per_image, cap_x,
+                                             blocks(), acc);
+            } else {
+              chunk_pair_dots_lanes<D, false>(w, src, other, n, k0, k1, dots + n * per_image, cap_x,
+                                              blocks(), acc);
+            }
           },
           launch_work(src, other));
       return;
