@@ -293,8 +293,9 @@ TEST_CASE_TEMPLATE("float weight gradients of NCHW maps agree with NHWC's", Exec
   // the test above). Shapes: small planes, planes of 128 pixels
   // and more with rows up to 32 wide, rows wider than 32, a saliency band that zooms hard
   // (gathers in the lane bodies), rows wider than 32 with two hot rows, each of which many
-  // y segments share, and rows wider than 32 with 129 y segments (three chunks of the wide lane
-  // body, dots_wide_chunk).
+  // y segments share, rows wider than 32 with 129 y segments (three chunks of the wide lane
+  // body, dots_wide_chunk), and rows up to 32 wide on input planes of 1200 floats (channels in
+  // groups of dots_group, the last one short).
   std::mt19937 rng(33);
   struct Case {
     int n, h, w, c, hr, wr;
@@ -304,7 +305,7 @@ TEST_CASE_TEMPLATE("float weight gradients of NCHW maps agree with NHWC's", Exec
        {Case{2, 7, 6, 5, 3, 4, false, false}, Case{2, 14, 12, 37, 8, 7, false, false},
         Case{1, 20, 30, 9, 11, 29, false, false}, Case{2, 12, 90, 6, 10, 70, false, false},
         Case{2, 12, 90, 6, 10, 70, true, false}, Case{2, 12, 40, 5, 30, 33, false, true},
-        Case{2, 70, 40, 3, 60, 36, false, false}}) {
+        Case{2, 70, 40, 3, 60, 36, false, false}, Case{2, 40, 30, 7, 24, 20, false, false}}) {
     CAPTURE(test::describe(k.n, k.h, k.w, k.c, k.hr, k.wr, Layout::nchw));
     auto s = test::smooth_saliency<float>(rng, k.n, k.h, k.w);
     if (k.band) {

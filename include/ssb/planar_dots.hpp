@@ -52,16 +52,17 @@ inline void plan_dot_blocks(const AxisImage<float>& ax, int count, bool windows,
 
 // The pair dots of y segments k0 .. k1 - 1 of image n for float NCHW maps: dots[k][l] = sum_c
 // x * y from 0, channels ascending (x and y the permuted columns; plane_pair_dots' sums in its
-// order), channels outermost. Each channel's rows of the chunk are read once for all its
-// segments, and stay in the L1 cache meanwhile; the partial sums wait in `acc` (k1 - k0 rows of
-// lane_blocks(capacity_x) registers, 64-byte aligned) from channel to channel. `dots` is the
-// image's pair dots, [capacity_y][capacity_x]. Two forms, the same bits:
-//   Windows false: rows of at most 32 columns, held in two registers, chunks of at most
-//     dots_chunk segments; the chunk's rows dots_prefetch channels ahead are asked for before
-//     each channel.
+// order). Channels go in groups of dots_group, outermost: each group's rows of the chunk are read
+// once for all its segments (and stay in the L1 cache meanwhile), and a register of partial sums
+// takes the group's terms, in channel order, between one load from and one store to `acc` (k1 - k0
+// rows of lane_blocks(capacity_x) registers, 64-byte aligned). `dots` is the image's pair dots,
+// [capacity_y][capacity_x]. Two forms, the same bits:
+//   Windows false: rows of at most 32 columns, in two registers each, chunks of at most
+//     dots_chunk segments; all the chunk's rows dots_prefetch channels ahead are asked for before
+//     each group.
 //   Windows true: wider rows, a 16-column window of each row per block, chunks of at most
-//     dots_wide_chunk segments; each row is asked for dots_wide_prefetch channels ahead when the
-//     segments reach it, so the requests spread over the channel's work.
+//     dots_wide_chunk segments; the next group's rows are asked for as the segments reach them,
+//     so the requests spread over the group's work.
 //
 // The narrow form replaced one task per segment that read the segment's two rows of every
 // channel, over and over from segment to segment: where planes are 4 KiB apart (32x32) those rows
@@ -73,33 +74,47 @@ inline void plan_dot_blocks(const AxisImage<float>& ax, int count, bool windows,
 // The wide form replaced one task per input row that went over every channel once per pass of up
 // to 4 segments and 64 x segments (row_pair_dots_lanes, 02feeac): each pass read 512 bytes of
 // each 64 KiB plane (128x128), at a new page every time, and `perf` put 52% of its samples on the
-// instruction after its first prefetch of a channel. Here a task reads each channel's rows of its
-// chunk in one sweep (about 16 KiB on 128x128 planes). Same bits. Same-run A/B, openmp2, both
-// orders: the NCHW backward verbs 0.76-0.90x on 128x128x512 -> 72 and 64x64x1024 -> 36, round trip
-// 0.82-0.94x (NHWC controls 0.93-1.08x, the unchanged 32x32x512 -> 18 0.91-1.02x;
-// bench/results/ab-0749636-wide-dots.md). Rows of at most 32 columns keep the narrow form: the
-// wide one took 0.80-0.96x its time on 28x28x512 -> 16 and 32x32x512 -> 18 planes, but up to
-// 1.23-1.28x on 16x16x1024 -> 9, 20x20x512 -> 12 and 32x32x2048 -> 18.
+// instruction after its first prefetch of a channel. Reading each channel's rows of a chunk in
+// one sweep (about 16 KiB on 128x128 planes), one channel at a time: the NCHW backward verbs
+// 0.76-0.90x on 128x128x512 -> 72 and 64x64x1024 -> 36, round trip 0.82-0.94x (same-run A/B,
+// openmp2, both orders; NHWC controls 0.93-1.08x; bench/results/ab-0749636-wide-dots.md). Rows of
+// at most 32 columns keep the narrow form: the wide one took 0.80-0.96x its time on 28x28x512 ->
+// 16 and 32x32x512 -> 18 planes, but up to 1.23-1.28x on 16x16x1024 -> 9, 20x20x512 -> 12 and
+// 32x32x2048 -> 18.
+//
+// Then, one channel at a time, both forms were bound by their own loads, stores and permutes,
+// not by memory: one thread took as long per plane with the maps in cache as out of it (about
+// 2.2-2.4 us on 64x64 -> 36 planes, 9.0 us on 128x128 -> 72). Groups of 4 channels load and store
+// `acc` once per 4 terms: one thread, out of cache, the weight gradients alone took 0.74-0.76x the
+// time of one channel at a time on 32x32 to 128x128 planes. Same-run A/B of the two (openmp2,
+// both orders, bench/results/ab-8f35fa3-dot-groups.md): the NCHW backward verbs 0.84-0.99x on
+// 32x32 to 128x128 planes (NHWC controls 0.96-1.05x).
 constexpr int dots_chunk = 16;
-// Channels ahead whose rows the narrow chunk body asks the caches for (dots_prefetch).
+// Channels ahead whose rows the narrow form asks the caches for (dots_prefetch).
 #ifndef SSB_DOTS_PREFETCH
 #define SSB_DOTS_PREFETCH 8
 #endif
 constexpr int dots_prefetch = SSB_DOTS_PREFETCH;
-// Segments per chunk of the wide form (the image's segments are split into equal parts of at most
-// this many), and the channels ahead whose rows it asks for. On the COCO shapes, chunks of 32 and
-// 100 segments took the same time as 64, whole images (199 segments) 1.01-1.07x; 1 channel ahead
-// 0.99-1.04x the time of 2, 4 channels 1.02-1.09x.
+// Segments per chunk of the wide form: the image's segments are split into equal parts of at most
+// this many. On the COCO shapes (one channel at a time), chunks of 32 and 100 segments took the
+// same time as 64, whole images (199 segments) 1.01-1.07x.
 #ifndef SSB_DOTS_WIDE_CHUNK
 #define SSB_DOTS_WIDE_CHUNK 64
 #endif
 constexpr int dots_wide_chunk = SSB_DOTS_WIDE_CHUNK;
-#ifndef SSB_DOTS_WIDE_PREFETCH
-#define SSB_DOTS_WIDE_PREFETCH 2
+// Channels per group of both forms where the input grid's planes take at least
+// dots_group_min_floats (4 KiB), else 1. On smaller planes groups of 4 took the NCHW backward
+// verbs to 1.02-1.17x on 16x16 to 24x24 planes (28x28: 0.89-1.00x), and two threads on 32 images
+// of 16x16x1024 -> 9 (the weight gradients alone) to 1.25-1.32x: there the 4 planes of a group
+// share a page, and the rows read go back and forth in it (the hardware prefetchers seem not to
+// follow; there are no counters here to check).
+#ifndef SSB_DOTS_GROUP
+#define SSB_DOTS_GROUP 4
 #endif
-constexpr int dots_wide_prefetch = SSB_DOTS_WIDE_PREFETCH;
+constexpr int dots_group = SSB_DOTS_GROUP;
+constexpr std::int64_t dots_group_min_floats = 1024;
 
-template <Direction D, bool Windows>
+template <Direction D, bool Windows, int G>
 inline void chunk_pair_dots_lanes(const Weights<float>& weights, const FeatureMap<const float>& src,
                                   const FeatureMap<const float>& other, int n, int k0, int k1,
                                   float* dots, int cap_x, DotBlock* blocks, float* acc) {
@@ -107,59 +122,80 @@ inline void chunk_pair_dots_lanes(const Weights<float>& weights, const FeatureMa
   const int count = ax.count();
   const int nblocks = lane_blocks(count);
   plan_dot_blocks<D>(ax, count, Windows, blocks);
-  constexpr int ahead = Windows ? dots_wide_prefetch : dots_prefetch;
   const int row_floats = 16 * nblocks;
   for (int e = 0; e < (k1 - k0) * row_floats; ++e) acc[e] = 0.0f;
-  const int src_w = src.width, other_w = other.width;
+  const int channels = src.channels, src_w = src.width, other_w = other.width;
   const std::int64_t src_plane = std::int64_t(src.height) * src_w;
   const std::int64_t other_plane = std::int64_t(other.height) * other_w;
-  const float* src_end = src.data + std::int64_t(src.batch) * src.channels * src_plane;
-  const float* other_end = other.data + std::int64_t(other.batch) * other.channels * other_plane;
-  const float* src_image = src.data + std::int64_t(n) * src.channels * src_plane;
-  const float* other_image = other.data + std::int64_t(n) * other.channels * other_plane;
+  const float* src_end = src.data + std::int64_t(src.batch) * channels * src_plane;
+  const float* other_end = other.data + std::int64_t(other.batch) * channels * other_plane;
+  const float* src_image = src.data + std::int64_t(n) * channels * src_plane;
+  const float* other_image = other.data + std::int64_t(n) * channels * other_plane;
   // The rows the segments read (source_index and dest_index do not decrease with k).
   const std::int64_t s_first = std::int64_t(source_index<D>(ay, k0)) * src_w;
   const int s_count = (source_index<D>(ay, k1 - 1) + 1) * src_w - int(s_first);
   const std::int64_t o_first = std::int64_t(dest_index<D>(ay, k0)) * other_w;
   const int o_count = (dest_index<D>(ay, k1 - 1) + 1) * other_w - int(o_first);
-  for (int c = 0; c < src.channels; ++c) {
-    const float* s_plane = src_image + c * src_plane;
-    const float* o_plane = other_image + c * other_plane;
-    const bool pf = ahead > 0 && c + ahead < src.channels;
-    if (!Windows && pf) {
-      prefetch_lines(s_plane + ahead * src_plane + s_first, s_count);
-      prefetch_lines(o_plane + ahead * other_plane + o_first, o_count);
+  for (int c0 = 0; c0 < channels; c0 += G) {
+    const int group = channels - c0 < G ? channels - c0 : G;
+    const float* s_planes = src_image + c0 * src_plane;
+    const float* o_planes = other_image + c0 * other_plane;
+    // The narrow form asks for all the chunk's rows dots_prefetch channels ahead at once.
+    if (!Windows && c0 + dots_prefetch + G <= channels) {
+      for (int g = 0; g < G; ++g) {
+        prefetch_lines(s_planes + (dots_prefetch + g) * src_plane + s_first, s_count);
+        prefetch_lines(o_planes + (dots_prefetch + g) * other_plane + o_first, o_count);
+      }
     }
+    const bool next_group = c0 + 2 * G <= channels;
     for (int k = k0; k < k1; ++k) {
-      const float* s = s_plane + std::int64_t(source_index<D>(ay, k)) * src_w;
-      const float* o = o_plane + std::int64_t(dest_index<D>(ay, k)) * other_w;
+      const int s_row = source_index<D>(ay, k), o_row = dest_index<D>(ay, k);
+      const float* s = s_planes + std::int64_t(s_row) * src_w;
+      const float* o = o_planes + std::int64_t(o_row) * other_w;
       float* a = acc + (k - k0) * row_floats;
       if (Windows) {
-        if (pf) {
-          if (k == k0 || source_index<D>(ay, k) != source_index<D>(ay, k - 1)) {
-            prefetch_lines(s + ahead * src_plane, src_w);
-          }
-          if (k == k0 || dest_index<D>(ay, k) != dest_index<D>(ay, k - 1)) {
-            prefetch_lines(o + ahead * other_plane, other_w);
-          }
+        // The wide form asks for the next group's rows as the segments reach them.
+        if (next_group && (k == k0 || s_row != source_index<D>(ay, k - 1))) {
+          for (int g = 0; g < G; ++g) prefetch_lines(s + (G + g) * src_plane, src_w);
+        }
+        if (next_group && (k == k0 || o_row != dest_index<D>(ay, k - 1))) {
+          for (int g = 0; g < G; ++g) prefetch_lines(o + (G + g) * other_plane, other_w);
         }
         for (int j = 0; j < nblocks; ++j) {
           const DotBlock& b = blocks[j];
-          const __m512 sv = load16_before(s + b.src_base, src_end);
-          const __m512 ov = load16_before(o + b.other_base, other_end);
-          const __m512 x = _mm512_permutex2var_ps(sv, _mm512_load_si512(b.src_index), sv);
-          const __m512 y = _mm512_permutex2var_ps(ov, _mm512_load_si512(b.other_index), ov);
-          _mm512_store_ps(a + 16 * j, _mm512_load_ps(a + 16 * j) + x * y);
+          const __m512i si = _mm512_load_si512(b.src_index);
+          const __m512i oi = _mm512_load_si512(b.other_index);
+          __m512 sum = _mm512_load_ps(a + 16 * j);
+          for (int g = 0; g < G; ++g) {
+            if (g >= group) break;
+            const __m512 sv = load16_before(s + g * src_plane + b.src_base, src_end);
+            const __m512 ov = load16_before(o + g * other_plane + b.other_base, other_end);
+            sum = sum + _mm512_permutex2var_ps(sv, si, sv) * _mm512_permutex2var_ps(ov, oi, ov);
+          }
+          _mm512_store_ps(a + 16 * j, sum);
         }
         continue;
       }
-      const __m512 s_lo = load16_before(s, src_end), s_hi = load16_before(s + 16, src_end);
-      const __m512 o_lo = load16_before(o, other_end), o_hi = load16_before(o + 16, other_end);
+      // Rows of at most 32 columns: each channel's two rows in registers for all the blocks.
+      __m512 s_lo[G], s_hi[G], o_lo[G], o_hi[G];
+      for (int g = 0; g < G; ++g) {
+        if (g >= group) break;
+        s_lo[g] = load16_before(s + g * src_plane, src_end);
+        s_hi[g] = load16_before(s + g * src_plane + 16, src_end);
+        o_lo[g] = load16_before(o + g * other_plane, other_end);
+        o_hi[g] = load16_before(o + g * other_plane + 16, other_end);
+      }
       for (int j = 0; j < nblocks; ++j) {
         const DotBlock& b = blocks[j];
-        const __m512 x = _mm512_permutex2var_ps(s_lo, _mm512_load_si512(b.src_index), s_hi);
-        const __m512 y = _mm512_permutex2var_ps(o_lo, _mm512_load_si512(b.other_index), o_hi);
-        _mm512_store_ps(a + 16 * j, _mm512_load_ps(a + 16 * j) + x * y);
+        const __m512i si = _mm512_load_si512(b.src_index);
+        const __m512i oi = _mm512_load_si512(b.other_index);
+        __m512 sum = _mm512_load_ps(a + 16 * j);
+        for (int g = 0; g < G; ++g) {
+          if (g >= group) break;
+          sum = sum + _mm512_permutex2var_ps(s_lo[g], si, s_hi[g]) *
+                          _mm512_permutex2var_ps(o_lo[g], oi, o_hi[g]);
+        }
+        _mm512_store_ps(a + 16 * j, sum);
       }
     }
   }

@@ -262,10 +262,12 @@ void launch_pair_dots(const Exec& exec, const Weights<T>& w, const FeatureMap<co
     }
 #if defined(SSB_PLANAR_AVX512)
     // Larger float planes on AVX-512 targets: the lane body (planar_dots.hpp), one task per
-    // chunk of segments of an image; rows wider than 32 columns by windows, in larger chunks.
+    // chunk of segments of an image; rows wider than 32 columns by windows, in larger chunks;
+    // channels in groups of dots_group where the input grid's planes take 4 KiB or more.
     if constexpr (std::is_same<T, float>::value) {
       const auto blocks = [&] { return thread_scratch<DotBlock>(std::size_t(lane_blocks(cap_x))); };
       const bool wide = src.width > 32 || other.width > 32;
+      const bool grouped = std::int64_t(w.in_height()) * w.in_width() >= dots_group_min_floats;
       const int chunk = wide ? dots_wide_chunk : dots_chunk;
       const int chunks = (cap_y + chunk - 1) / chunk;
       const std::size_t acc_floats = std::size_t(chunk) * 16 * lane_blocks(cap_x);
@@ -282,12 +284,19 @@ void launch_pair_dots(const Exec& exec, const Weights<T>& w, const FeatureMap<co
             // 64-byte aligned: 16 floats more than needed, and the first aligned one.
             float* acc = thread_scratch<float>(acc_floats + 16);
             acc += (16 - reinterpret_cast<std::uintptr_t>(acc) / sizeof(float) % 16) % 16;
-            if (wide) {
-              chunk_pair_dots_lanes<D, true>(w, src, other, n, k0, k1, dots + n * per_image, cap_x,
-                                             blocks(), acc);
+            float* image_dots = dots + n * per_image;
+            if (wide && grouped) {
+              chunk_pair_dots_lanes<D, true, dots_group>(w, src, other, n, k0, k1, image_dots,
+                                                         cap_x, blocks(), acc);
+            } else if (wide) {
+              chunk_pair_dots_lanes<D, true, 1>(w, src, other, n, k0, k1, image_dots, cap_x,
+                                                blocks(), acc);
+            } else if (grouped) {
+              chunk_pair_dots_lanes<D, false, dots_group>(w, src, other, n, k0, k1, image_dots,
+                                                          cap_x, blocks(), acc);
             } else {
-              chunk_pair_dots_lanes<D, false>(w, src, other, n, k0, k1, dots + n * per_image, cap_x,
-                                              blocks(), acc);
+              chunk_pair_dots_lanes<D, false, 1>(w, src, other, n, k0, k1, image_dots, cap_x,
+                                                 blocks(), acc);
             }
           },
           launch_work(src, other));
