@@ -170,6 +170,9 @@ TEST_CASE_TEMPLATE("NHWC and NCHW give the same values, bit for bit", Exec, SSB_
   shapes.push_back({1, 48, 50, 35, 20, 21});  // planes too large for channel tiles (planar.hpp)
   shapes.push_back({2, 9, 60, 3, 70, 13});    // the same, zooming in along y
   shapes.push_back({3, 30, 90, 4, 12, 70});   // rows over 32 wide both ways (the lane body)
+  // Source rows over 128 wide both ways: the lane body's y sums by a block of 8 registers, then
+  // 2 (forward) and 1 (inverse) more.
+  shapes.push_back({1, 5, 150, 3, 4, 139});
   // The lane body with several planes per task: source rows in registers (20 and 13 wide) and in
   // scratch (40 and 36 wide), destination rows that end inside a register.
   shapes.push_back({2, 20, 20, 7, 12, 13});

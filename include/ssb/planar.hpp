@@ -282,8 +282,14 @@ inline void lane_plan(const AxisImage<float>& ax, int dst_w, bool in_registers, 
     block.gather = false;
     const int k0 = range_begin<D>(ax, q0), k1 = range_begin<D>(ax, q1);
     if (!in_registers && k0 < k1) {
+      // The window starts at a whole vector of the row where the block's sources fit that
+      // window: its two loads then match two of lane_y_sums' stores, which the store buffer
+      // forwards. A window from any other column spans two stores and waits for both to reach
+      // the cache (perf: most of the x sums' time on 128x128 <- 72x72 planes).
       const int lo = source_index<D>(ax, k0), hi = source_index<D>(ax, k1 - 1);
-      if (hi - lo < 32) {
+      if (hi - (lo & ~15) < 32) {
+        block.base = lo & ~15;
+      } else if (hi - lo < 32) {
         block.base = lo;
       } else {
         block.gather = true;
@@ -346,19 +352,73 @@ inline void lane_x_sums(const LaneBlock* blocks, const LaneSlot* slots, int dst_
   }
 }
 
-// Planes c0 .. c0 + count - 1 of image n of float NCHW maps, by the lane body. `row` has
-// src.width + 32 floats (used when the source rows are wider than 32), `blocks` and `slots` the
-// sizes of lane_blocks and lane_slots_bound.
+// Vectors [v0, v0 + V) of the y sums of one destination row (step 1 above, rows wider than 32):
+// row[e] = sum_{k = k0 .. k1-1} w_k src[source_y(k)][e] from the first term, in V registers,
+// reading the source rows one after the other.
+template <Direction D, int V>
+inline void lane_y_sums_block(const AxisImage<float>& ay, int k0, int k1, const float* plane,
+                              int src_w, const float* src_end, int v0, float* row) {
+  __m512 acc[V];
+  const float* first = plane + std::int64_t(source_index<D>(ay, k0)) * src_w + 16 * v0;
+  const __m512 w0 = _mm512_set1_ps(ay.weight[k0]);
+  for (int v = 0; v < V; ++v) {
+    acc[v] = w0 * load16_before(first + 16 * v, src_end);
+    SSB_FIRST_TERM(acc[v]);
+  }
+  for (int k = k0 + 1; k < k1; ++k) {
+    const float* in = plane + std::int64_t(source_index<D>(ay, k)) * src_w + 16 * v0;
+    const __m512 w = _mm512_set1_ps(ay.weight[k]);
+    for (int v = 0; v < V; ++v) acc[v] = acc[v] + w * load16_before(in + 16 * v, src_end);
+  }
+  for (int v = 0; v < V; ++v) _mm512_store_ps(row + 16 * (v0 + v), acc[v]);
+}
+
+// The y sums of one destination row into `row` (64-byte aligned), in whole vectors, by blocks of
+// up to 8 registers. Lanes past the end of the source row hold sums of the next source rows' first
+// columns (or zeros at the end of the tensor); no permute picks them. Each vector is stored once:
+// sum_rows, which this replaced, went through memory once per term (one thread, NCHW
+// sample_inverse, in cache: 1.1x the time on 64x64 <- 36x36 and 80x80 <- 40x40 planes).
+template <Direction D>
+inline void lane_y_sums(const AxisImage<float>& ay, int k0, int k1, const float* plane, int src_w,
+                        const float* src_end, float* row) {
+  const int vectors = (src_w + 15) / 16;
+  int v0 = 0;
+  for (; v0 + 8 <= vectors; v0 += 8) {
+    lane_y_sums_block<D, 8>(ay, k0, k1, plane, src_w, src_end, v0, row);
+  }
+  switch (vectors - v0) {
+#define SSB_LANE_Y_SUMS(V)                                               \
+  case V:                                                                \
+    lane_y_sums_block<D, V>(ay, k0, k1, plane, src_w, src_end, v0, row); \
+    break;
+    SSB_LANE_Y_SUMS(1)
+    SSB_LANE_Y_SUMS(2)
+    SSB_LANE_Y_SUMS(3)
+    SSB_LANE_Y_SUMS(4)
+    SSB_LANE_Y_SUMS(5)
+    SSB_LANE_Y_SUMS(6)
+    SSB_LANE_Y_SUMS(7)
+#undef SSB_LANE_Y_SUMS
+    default:
+      break;
+  }
+}
+
+// Planes c0 .. c0 + count - 1 of image n of float NCHW maps, by the lane body. `scratch` has
+// src.width + 48 floats (the row of y sums, 64-byte aligned within it, when the source rows are
+// wider than 32), `blocks` and `slots` the sizes of lane_blocks and lane_slots_bound.
 template <Direction D>
 inline void gather_planes_lanes(const Weights<float>& weights, const FeatureMap<const float>& src,
                                 const FeatureMap<float>& dst, int n, int c0, int count, float scale,
-                                float* row, LaneBlock* blocks, LaneSlot* slots) {
+                                float* scratch, LaneBlock* blocks, LaneSlot* slots) {
   const AxisImage<float> ay = weights.y.image(n), ax = weights.x.image(n);
   const int src_w = src.width, dst_h = dst.height, dst_w = dst.width;
   const std::int64_t src_plane = std::int64_t(src.height) * src_w;
   const std::int64_t dst_plane = std::int64_t(dst_h) * dst_w;
   const bool in_registers = src_w <= 32;
   lane_plan<D>(ax, dst_w, in_registers, blocks, slots);
+  float* const row = reinterpret_cast<float*>((reinterpret_cast<std::uintptr_t>(scratch) + 63) &
+                                              ~std::uintptr_t(63));
   if (!in_registers) {
     for (int e = src_w; e < src_w + 32; ++e) row[e] = 0.0f;
   }
@@ -394,7 +454,7 @@ inline void gather_planes_lanes(const Weights<float>& weights, const FeatureMap<
         }
         lane_x_sums<true>(blocks, slots, dst_w, lo, hi, nullptr, scale, out, out_end);
       } else {
-        sum_rows<D>(ay, k0, k1, plane, src_w, src_w, row);
+        lane_y_sums<D>(ay, k0, k1, plane, src_w, src_end, row);
         lane_x_sums<false>(blocks, slots, dst_w, _mm512_setzero_ps(), _mm512_setzero_ps(), row,
                            scale, out, out_end);
       }

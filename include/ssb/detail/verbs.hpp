@@ -143,7 +143,7 @@ void launch_gather(const Exec& exec, const Weights<T>& w, const FeatureMap<const
               [&](std::int64_t t) {
                 const int n = int(t / blocks), c0 = int(t % blocks) * channel_block;
                 gather_planes_lanes<D>(w, src, dst, n, c0, std::min(channel_block, channels - c0),
-                                       scale, thread_scratch<float>(std::size_t(src_w) + 32),
+                                       scale, thread_scratch<float>(std::size_t(src_w) + 48),
                                        thread_scratch<LaneBlock>(std::size_t(lane_blocks(dst_w))),
                                        thread_scratch<LaneSlot>(slots));
               },
