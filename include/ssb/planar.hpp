@@ -285,7 +285,8 @@ inline void lane_plan(const AxisImage<float>& ax, int dst_w, bool in_registers, 
       // The window starts at a whole vector of the row where the block's sources fit that
       // window: its two loads then match two of lane_y_sums' stores, which the store buffer
       // forwards. A window from any other column spans two stores and waits for both to reach
-      // the cache (perf: most of the x sums' time on 128x128 <- 72x72 planes).
+      // the cache (perf: about a sixth of NCHW sample_inverse's time on 128x128 <- 72x72 planes
+      // sat on those loads).
       const int lo = source_index<D>(ax, k0), hi = source_index<D>(ax, k1 - 1);
       if (hi - (lo & ~15) < 32) {
         block.base = lo & ~15;
@@ -363,7 +364,9 @@ inline void lane_y_sums_block(const AxisImage<float>& ay, int k0, int k1, const 
   const __m512 w0 = _mm512_set1_ps(ay.weight[k0]);
   for (int v = 0; v < V; ++v) {
     acc[v] = w0 * load16_before(first + 16 * v, src_end);
+#if defined(SSB_FIRST_TERM)
     SSB_FIRST_TERM(acc[v]);
+#endif
   }
   for (int k = k0 + 1; k < k1; ++k) {
     const float* in = plane + std::int64_t(source_index<D>(ay, k)) * src_w + 16 * v0;
@@ -377,7 +380,7 @@ inline void lane_y_sums_block(const AxisImage<float>& ay, int k0, int k1, const 
 // up to 8 registers. Lanes past the end of the source row hold sums of the next source rows' first
 // columns (or zeros at the end of the tensor); no permute picks them. Each vector is stored once:
 // sum_rows, which this replaced, went through memory once per term (one thread, NCHW
-// sample_inverse, in cache: 1.1x the time on 64x64 <- 36x36 and 80x80 <- 40x40 planes).
+// sample_inverse, in cache: 1.1-1.25x the time on 64x64 <- 36x36 and 80x80 <- 40x40 planes).
 template <Direction D>
 inline void lane_y_sums(const AxisImage<float>& ay, int k0, int k1, const float* plane, int src_w,
                         const float* src_end, float* row) {
