@@ -9,9 +9,9 @@
 namespace ssb_bench {
 
 Buffer::Buffer(std::size_t count) : size_(count) {
-  const std::size_t bytes = (count * sizeof(float) + 63) / 64 * 64;
+  const std::size_t bytes = (count * sizeof(float) + page - 1) / page * page;
   if (bytes == 0) return;
-  float* p = static_cast<float*>(std::aligned_alloc(64, bytes));
+  float* p = static_cast<float*>(std::aligned_alloc(page, bytes));
   if (p == nullptr) throw std::bad_alloc();
   data_.reset(p);
   for (std::size_t i = 0; i < count; ++i) p[i] = 0.0f;  // touch every page outside the timing

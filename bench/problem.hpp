@@ -47,9 +47,20 @@ inline const char* to_string(Saliency s) {
   return s == Saliency::sigmoid ? "sigmoid" : "uniform";
 }
 
-// A 64-byte aligned, zero-initialised float array.
+// A zero-initialised float array that starts on a 4 KiB boundary. A load whose address equals
+// an in-flight store's in bits 0-11 waits for that store (4 KiB aliasing, x86), so a gather's
+// time depends on where its destination starts relative to its source modulo 4 KiB: with the
+// destination 48-256 bytes above, NHWC sample and sample_inverse took 1.15-1.6x their time (one
+// thread, 7x7 to 28x28 maps of 512-2048 channels). With 64-byte alignment, those offsets came
+// from the allocator's history: after the first shape's buffers were freed, glibc served the
+// next ones from its heap at 256, 384, ..., 768 bytes past a page, and they moved between builds
+// whose scratch allocations differed, so that an A/B of two builds could measure two cases.
+// Page-aligned buffers put every map at the same offset modulo 4 KiB (a source and its
+// destination 0 bytes apart): every run and build measures that case. One thread, it was 0-5%
+// slower than the fastest offset on those maps (bench/results/ab-6931b23-lane-thresholds.md).
 class Buffer {
  public:
+  static constexpr std::size_t page = 4096;
   explicit Buffer(std::size_t count = 0);
   float* data() const { return data_.get(); }
   std::size_t size() const { return size_; }
