@@ -198,7 +198,7 @@ SSB_HOST_DEVICE inline void gather_plane(const Weights<T>& weights, const Featur
 #define SSB_NCHW_LANES_MIN_PIXELS 196
 #endif
 #ifndef SSB_NCHW_LANES_MIN_PIXELS_INVERSE
-#define SSB_NCHW_LANES_MIN_PIXELS_INVERSE 256
+#define SSB_NCHW_LANES_MIN_PIXELS_INVERSE 196
 #endif
 
 #if defined(SSB_PLANAR_AVX512)
@@ -217,9 +217,13 @@ SSB_HOST_DEVICE inline void gather_plane(const Weights<T>& weights, const Featur
 // with the channel-tile build), the lane body's time over the channel tiles' was: sample 0.39-0.65
 // from 14x14 planes up, 1.03-1.16 on 12x12, 1.36 on 10x10; sample_inverse 0.53-0.85 from 16x16 up
 // (but 1.12 on 32x32x2048 -> 18), 1.15 on 14x14, 1.5-2 on 10x10 and 12x12. (One thread, planes
-// of 8x8 and smaller: 1.2-3.) So launch_gather takes the lane body from SSB_NCHW_LANES_MIN_PIXELS
-// input pixels for forward gathers (sample, d_y) and from SSB_NCHW_LANES_MIN_PIXELS_INVERSE for
-// inverse ones (sample_inverse, d_x).
+// of 8x8 and smaller: 1.2-3.) Measured again at 6931b23 with page-aligned maps
+// (bench/results/ab-6931b23-lane-thresholds.md): the lane body took sample_inverse on 14x14x1024
+// -> 8 to 0.55-0.66x its time, sample_backward (whose d_x is an inverse gather) to 0.72-0.86x;
+// on 12x12x1024 -> 7 it took sample 1.06-1.08x and sample_inverse 1.29-1.31x. So launch_gather
+// takes the lane body from SSB_NCHW_LANES_MIN_PIXELS input pixels for forward gathers (sample,
+// d_y) and from SSB_NCHW_LANES_MIN_PIXELS_INVERSE for inverse ones (sample_inverse, d_x): 14x14
+// planes on, both ways.
 struct alignas(64) LaneSlot {
   std::int32_t index[16];  // source column, minus the block's base (permutes) or absolute (gather)
   float weight[16];        // 0 where the lane has no such segment
