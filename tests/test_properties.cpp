@@ -177,7 +177,8 @@ TEST_CASE_TEMPLATE("NHWC and NCHW give the same values, bit for bit", Exec, SSB_
   // scratch (40 and 36 wide), destination rows that end inside a register.
   shapes.push_back({2, 20, 20, 7, 12, 13});
   shapes.push_back({1, 17, 40, 9, 9, 36});
-  // 14x14 planes, the smallest that take the lane body both ways (SSB_NCHW_LANES_MIN_PIXELS).
+  // 14x14 planes, the smallest that take the lane body both ways (SSB_NCHW_LANES_MIN_PIXELS and
+  // SSB_NCHW_LANES_MIN_PIXELS_INVERSE).
   shapes.push_back({2, 14, 14, 5, 8, 8});
   for (const auto& s : shapes) {
     CAPTURE(test::describe(s.n, s.h, s.w, s.c, s.hr, s.wr, Layout::nhwc));

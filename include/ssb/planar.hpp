@@ -37,6 +37,12 @@
 namespace ssb {
 namespace detail {
 
+// The first 64-byte aligned float at or after p (scratch of the lane bodies holds 16 floats more
+// than they need, for this).
+inline float* aligned_64(float* p) {
+  return reinterpret_cast<float*>((reinterpret_cast<std::uintptr_t>(p) + 63) & ~std::uintptr_t(63));
+}
+
 // Pixels of one plane on the input grid plus one on the sampled grid: a channels-last tile holds
 // this many pixels of each of its channels.
 template <class T>
@@ -424,8 +430,7 @@ inline void gather_planes_lanes(const Weights<float>& weights, const FeatureMap<
   const std::int64_t dst_plane = std::int64_t(dst_h) * dst_w;
   const bool in_registers = src_w <= 32;
   lane_plan<D>(ax, dst_w, in_registers, blocks, slots);
-  float* const row = reinterpret_cast<float*>((reinterpret_cast<std::uintptr_t>(scratch) + 63) &
-                                              ~std::uintptr_t(63));
+  float* const row = aligned_64(scratch);
   if (!in_registers) {
     for (int e = src_w; e < src_w + 32; ++e) row[e] = 0.0f;
   }

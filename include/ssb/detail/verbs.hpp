@@ -282,8 +282,7 @@ void launch_pair_dots(const Exec& exec, const Weights<T>& w, const FeatureMap<co
             const int k1 = int(std::int64_t(count) * (part + 1) / chunks);
             if (k0 >= k1) return;
             // 64-byte aligned: 16 floats more than needed, and the first aligned one.
-            float* acc = thread_scratch<float>(acc_floats + 16);
-            acc += (16 - reinterpret_cast<std::uintptr_t>(acc) / sizeof(float) % 16) % 16;
+            float* acc = aligned_64(thread_scratch<float>(acc_floats + 16));
             float* image_dots = dots + n * per_image;
             if (wide && grouped) {
               chunk_pair_dots_lanes<D, true, dots_group>(w, src, other, n, k0, k1, image_dots,
