@@ -206,6 +206,22 @@ SSB_HOST_DEVICE inline void gather_plane(const Weights<T>& weights, const Featur
 #ifndef SSB_NCHW_LANES_MIN_PIXELS_INVERSE
 #define SSB_NCHW_LANES_MIN_PIXELS_INVERSE 196
 #endif
+// Whether the lane body's inverse gathers (sample_inverse, d_x) on source rows of up to 32
+// columns run two planes at a time, two independent chains of the same plan. Measured on a
+// Cascade Lake Xeon only (bench/results/ab-086cbaf-cascadelake.md): same-run bench A/Bs, NCHW
+// sample_inverse 0.52-0.94x and sample_backward 0.83-0.93x (medians of 3 rounds) on the 14x14 to
+// 28x28 maps, one thread out of cache 0.69-0.90x. So it is on where GCC tunes for that core
+// family (-march=native there, or -mtune=cascadelake and its kin), off elsewhere: the AMD EPYC VM
+// where the other thresholds were measured was not available to measure it, and four planes at
+// once had cost it 1.7x out of cache (forward, bench/results/tried-2026-11-27-nchw-backward.md).
+#ifndef SSB_NCHW_LANE_PAIRS_INVERSE
+#if defined(__tune_skylake_avx512__) || defined(__tune_cascadelake__) || \
+    defined(__tune_cooperlake__)
+#define SSB_NCHW_LANE_PAIRS_INVERSE 1
+#else
+#define SSB_NCHW_LANE_PAIRS_INVERSE 0
+#endif
+#endif
 
 #if defined(SSB_PLANAR_AVX512)
 // The lane body of float NCHW maps (AVX-512): a block of planes of one image, one destination row
@@ -363,6 +379,40 @@ inline void lane_x_sums(const LaneBlock* blocks, const LaneSlot* slots, int dst_
   }
 }
 
+// lane_x_sums<true> for the rows of two planes at once (the same plan): (lo0, hi0) -> out0 and
+// (lo1, hi1) -> out1, each with lane_x_sums' arithmetic; whole-register stores of out0 stay before
+// end0, of out1 before end1.
+inline void lane_x_sums_pair(const LaneBlock* blocks, const LaneSlot* slots, int dst_w, __m512 lo0,
+                             __m512 hi0, __m512 lo1, __m512 hi1, float scale, float* out0,
+                             float* out1, const float* end0, const float* end1) {
+  for (int j = 0; j < lane_blocks(dst_w); ++j) {
+    const LaneBlock& block = blocks[j];
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    for (int s = 0; s < block.slots; ++s) {
+      const LaneSlot& slot = slots[block.first_slot + s];
+      const __m512i index = _mm512_load_si512(slot.index);
+      const __mmask16 mask = __mmask16(slot.mask);
+      const __m512 term0 = _mm512_permutex2var_ps(lo0, index, hi0);
+      const __m512 term1 = _mm512_permutex2var_ps(lo1, index, hi1);
+      const __m512 weight = _mm512_load_ps(slot.weight);
+      acc0 = s == 0 ? _mm512_maskz_mov_ps(mask, weight * term0)
+                    : _mm512_mask_mov_ps(acc0, mask, acc0 + weight * term0);
+      acc1 = s == 0 ? _mm512_maskz_mov_ps(mask, weight * term1)
+                    : _mm512_mask_mov_ps(acc1, mask, acc1 + weight * term1);
+    }
+    if (out0 + 16 * j + 16 <= end0) {
+      _mm512_storeu_ps(out0 + 16 * j, scale * acc0);
+    } else {
+      _mm512_mask_storeu_ps(out0 + 16 * j, first_lanes(dst_w - 16 * j), scale * acc0);
+    }
+    if (out1 + 16 * j + 16 <= end1) {
+      _mm512_storeu_ps(out1 + 16 * j, scale * acc1);
+    } else {
+      _mm512_mask_storeu_ps(out1 + 16 * j, first_lanes(dst_w - 16 * j), scale * acc1);
+    }
+  }
+}
+
 // Vectors [v0, v0 + V) of the y sums of one destination row (step 1 above, rows wider than 32):
 // row[e] = sum_{k = k0 .. k1-1} w_k src[source_y(k)][e] from the first term, in V registers,
 // reading the source rows one after the other.
@@ -436,7 +486,50 @@ inline void gather_planes_lanes(const Weights<float>& weights, const FeatureMap<
   }
   const float* src_end = src.data + std::int64_t(src.batch) * src.channels * src_plane;
   const float* out_end = dst.data + (std::int64_t(n) * dst.channels + c0 + count) * dst_plane;
-  for (int c = c0; c < c0 + count; ++c) {
+  int c = c0;
+  if (SSB_NCHW_LANE_PAIRS_INVERSE && in_registers && D == Direction::inverse) {
+    // Two planes at a time (see SSB_NCHW_LANE_PAIRS_INVERSE): the same sums as below, in the
+    // same order, for planes c and c + 1 side by side.
+    for (; c + 2 <= c0 + count; c += 2) {
+      const float* plane = src.data + (std::int64_t(n) * src.channels + c) * src_plane;
+      float* out = dst.data + (std::int64_t(n) * dst.channels + c) * dst_plane;
+      // Plane c's stores stay within it: plane c + 1's first rows are written before its last.
+      const float* const end0 = out + dst_plane;
+      for (int a = 0; a < dst_h; ++a, out += dst_w) {
+        const int k0 = range_begin<D>(ay, a), k1 = range_begin<D>(ay, a + 1);
+        if (k0 == k1) {
+          for (int b = 0; b < dst_w; ++b) out[b] = out[b + dst_plane] = 0.0f;
+          continue;
+        }
+        const auto load2 = [&](const float* in, __m512& l, __m512& h) {
+          l = load16_before(in, src_end);
+          h = src_w <= 16 ? _mm512_setzero_ps() : load16_before(in + 16, src_end);
+        };
+        const float* first = plane + std::int64_t(source_index<D>(ay, k0)) * src_w;
+        const __m512 w0 = _mm512_set1_ps(ay.weight[k0]);
+        __m512 lo0, hi0, lo1, hi1, l, h;
+        load2(first, l, h);
+        lo0 = w0 * l;
+        hi0 = w0 * h;
+        load2(first + src_plane, l, h);
+        lo1 = w0 * l;
+        hi1 = w0 * h;
+        for (int k = k0 + 1; k < k1; ++k) {
+          const float* in = plane + std::int64_t(source_index<D>(ay, k)) * src_w;
+          const __m512 w = _mm512_set1_ps(ay.weight[k]);
+          load2(in, l, h);
+          lo0 = lo0 + w * l;
+          hi0 = hi0 + w * h;
+          load2(in + src_plane, l, h);
+          lo1 = lo1 + w * l;
+          hi1 = hi1 + w * h;
+        }
+        lane_x_sums_pair(blocks, slots, dst_w, lo0, hi0, lo1, hi1, scale, out, out + dst_plane,
+                         end0, out_end);
+      }
+    }
+  }
+  for (; c < c0 + count; ++c) {
     const float* plane = src.data + (std::int64_t(n) * src.channels + c) * src_plane;
     float* out = dst.data + (std::int64_t(n) * dst.channels + c) * dst_plane;
     for (int a = 0; a < dst_h; ++a, out += dst_w) {
