@@ -210,10 +210,10 @@ SSB_HOST_DEVICE inline void gather_plane(const Weights<T>& weights, const Featur
 // columns run two planes at a time, two independent chains of the same plan. Measured on a
 // Cascade Lake Xeon only (bench/results/ab-086cbaf-cascadelake.md): same-run bench A/Bs, NCHW
 // sample_inverse 0.52-0.94x and sample_backward 0.83-0.93x (medians of 3 rounds) on the 14x14 to
-// 28x28 maps, one thread out of cache 0.69-0.90x. So it is on where GCC tunes for that core
-// family (-march=native there, or -mtune=cascadelake and its kin), off elsewhere: the AMD EPYC VM
-// where the other thresholds were measured was not available to measure it, and four planes at
-// once had cost it 1.7x out of cache (forward, bench/results/tried-2026-11-27-nchw-backward.md).
+// 28x28 maps, one thread out of cache 0.69-0.91x (8 of 9 runs). So it is on where GCC tunes for
+// that core family (-march=native there, or -mtune=cascadelake and its kin), off elsewhere: the AMD
+// EPYC VM where the other thresholds were measured was not available to measure it, and four planes
+// at once had cost it 1.7x out of cache (forward, bench/results/tried-2026-11-27-nchw-backward.md).
 #ifndef SSB_NCHW_LANE_PAIRS_INVERSE
 #if defined(__tune_skylake_avx512__) || defined(__tune_cascadelake__) || \
     defined(__tune_cooperlake__)
