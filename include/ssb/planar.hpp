@@ -225,7 +225,7 @@ SSB_HOST_DEVICE inline void gather_plane(const Weights<T>& weights, const Featur
 
 #if defined(SSB_PLANAR_AVX512)
 // The lane body of float NCHW maps (AVX-512): a block of planes of one image, one destination row
-// at a time:
+// at a time (of one plane; of two side by side under SSB_NCHW_LANE_PAIRS_INVERSE):
 //   1. y sums of the row, R[w] = sum_{k in range_y(a)} wy_k src[source_y(k)][w], in registers when
 //      the source row has at most 32 columns (two zmm), else in scratch;
 //   2. x sums of 16 destination columns per register: slot s of column b is the s-th segment of
