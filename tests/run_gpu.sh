@@ -43,6 +43,15 @@ help=$(cmake --build "$dir" --target help)
 if grep -q ssb_torch_cuda_check <<<"$help"; then
   targets+=(ssb_torch_cuda_check)
 fi
-cmake --build "$dir" -j"$(nproc)" --target "${targets[@]}"
+# One build of ssb_gpu_checks (CMakeLists.txt), which depends on every one of these targets that
+# the configuration has, so that they compile side by side (the Makefile generator builds several
+# --target names one after the other). Each of ours must be among them.
+for t in "${targets[@]}"; do
+  if ! grep -qE "(^|[ :])$t( |\$)" <<<"$help"; then
+    echo "tests/run_gpu.sh: the build in $dir has no target $t" >&2
+    exit 1
+  fi
+done
+cmake --build "$dir" -j"$(nproc)" --target ssb_gpu_checks
 regex=$(IFS='|'; echo "^(${tests[*]})\$")
 bash tests/run_ctest.sh "$dir" --test-dir "$dir" --output-on-failure -R "$regex"
