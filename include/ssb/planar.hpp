@@ -68,6 +68,17 @@ SSB_HOST_DEVICE inline std::size_t plane_scratch_size(const Weights<T>& w) {
   return 2 * dst_h * src_w + dst_w * dst_h;
 }
 
+// Whether transpose (below) moves blocks of at least 8 x 8 floats by 8x8 AVX blocks only, the
+// last block of each axis overlapping the one before, instead of finishing the edge element by
+// element; 0 for comparisons. The channel tiles move 32 planes of 25, 36, 49 or 100 pixels and
+// tiles of 9, 25, 36 or 49, whose edges were element by element. Same bits (a transpose). NCHW
+// on the 5x5 to 12x12 bench shapes, Cascade Lake VM, openmp2, two runs of 2 and 3 rounds against
+// d9d2b20 (bench/results/tried-2026-11-28-cascadelake.md): sample and sample_inverse 0.90-1.01x,
+// the backward verbs 0.91-1.04x (one 1.16x, not seen again in the second run).
+#ifndef SSB_TRANSPOSE_OVERLAP
+#define SSB_TRANSPOSE_OVERLAP 1
+#endif
+
 #if defined(SSB_PLANAR_AVX)
 // Rows 0..7 of `in` (8 floats each, `in_stride` apart) become columns of `out`.
 inline void transpose_8x8(const float* in, std::int64_t in_stride, float* out,
@@ -98,6 +109,21 @@ SSB_HOST_DEVICE inline void transpose(const T* from, std::int64_t from_stride, i
                                       std::int64_t cols, T* to, std::int64_t to_stride) {
   std::int64_t j0 = 0;
 #if defined(SSB_PLANAR_AVX)
+  // At least 8 x 8: all by 8x8 blocks, the last block of each axis moved back so that it ends at
+  // the edge (it overlaps the one before, whose elements it writes again, with the same values;
+  // `from` and `to` never overlap).
+  if (std::is_same<T, float>::value && SSB_TRANSPOSE_OVERLAP && rows >= 8 && cols >= 8) {
+    for (j0 = 0;; j0 += 8) {
+      if (j0 + 8 > cols) j0 = cols - 8;
+      for (int i0 = 0;; i0 += 8) {
+        if (i0 + 8 > rows) i0 = rows - 8;
+        transpose_8x8(reinterpret_cast<const float*>(from) + i0 * from_stride + j0, from_stride,
+                      reinterpret_cast<float*>(to) + j0 * to_stride + i0, to_stride);
+        if (i0 + 8 == rows) break;
+      }
+      if (j0 + 8 == cols) return;
+    }
+  }
   if (std::is_same<T, float>::value) {
     const int rows8 = rows / 8 * 8;
     for (; j0 + 8 <= cols; j0 += 8) {
