@@ -45,7 +45,8 @@ if grep -q ssb_torch_cuda_check <<<"$help"; then
 fi
 # One build of ssb_gpu_checks (CMakeLists.txt), which depends on every one of these targets that
 # the configuration has, so that they compile side by side (the Makefile generator builds several
-# --target names one after the other). Each of ours must be among them.
+# --target names one after the other). The loop checks that the build has each of them;
+# CMakeLists.txt's list must name them all (one missing there would not be built).
 for t in "${targets[@]}"; do
   if ! grep -qE "(^|[ :])$t( |\$)" <<<"$help"; then
     echo "tests/run_gpu.sh: the build in $dir has no target $t" >&2
