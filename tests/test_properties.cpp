@@ -180,6 +180,17 @@ TEST_CASE_TEMPLATE("NHWC and NCHW give the same values, bit for bit", Exec, SSB_
   // 14x14 planes, the smallest that take the lane body both ways (SSB_NCHW_LANES_MIN_PIXELS and
   // SSB_NCHW_LANES_MIN_PIXELS_INVERSE).
   shapes.push_back({2, 14, 14, 5, 8, 8});
+  // Rows of at most 16 floats (planar.hpp's packed body): several R rows per register (7, 5, 4
+  // and 3 wide), destination vectors of 1 to 5 rows, 16-wide rows, planes of one row, and
+  // channel counts that end a task inside a register.
+  shapes.push_back({2, 7, 7, 33, 4, 4});
+  shapes.push_back({2, 5, 5, 17, 3, 3});
+  shapes.push_back({3, 12, 12, 6, 7, 7});
+  shapes.push_back({1, 9, 13, 40, 5, 8});
+  shapes.push_back({2, 16, 16, 3, 9, 9});
+  shapes.push_back({2, 6, 11, 5, 13, 3});
+  shapes.push_back({1, 1, 7, 4, 1, 3});
+  shapes.push_back({2, 10, 2, 7, 6, 16});
   for (const auto& s : shapes) {
     CAPTURE(test::describe(s.n, s.h, s.w, s.c, s.hr, s.wr, Layout::nhwc));
     const auto w =

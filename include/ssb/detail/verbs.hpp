@@ -42,6 +42,12 @@
 // runs, and on 5x5 to 10x10 (8-17 MiB, which stay in the L3 from call to call) to 0.86-1.21x,
 // where the same code without it moved 1.01-1.15x in the next run: no gain to measure there
 // (bench/results/ab-c531268-nchw-prefetch.md, with the runs of the committed form). 0: always.
+#ifndef SSB_NCHW_PACKED
+#define SSB_NCHW_PACKED 1
+#endif
+#ifndef SSB_NCHW_PACKED_BLOCK
+#define SSB_NCHW_PACKED_BLOCK 32
+#endif
 #ifndef SSB_NCHW_PREFETCH_MIN_BYTES
 #define SSB_NCHW_PREFETCH_MIN_BYTES (20ll << 20)
 #endif
@@ -95,9 +101,10 @@ std::int64_t launch_work(const Maps&... maps) {
   return total;
 }
 
-// Scratch of the gather bodies (a source row, a channel tile): one buffer per host thread,
-// reused across calls.
-template <class T>
+// Scratch of the gather bodies (a source row, a channel tile): one buffer per host thread and
+// Tag, reused across calls. Tag 1: buffers that the calling thread fills for a whole launch and
+// every task reads (the packed body's plans), apart from the tasks' own (tag 0).
+template <class T, int Tag = 0>
 T* thread_scratch(std::size_t count) {
   thread_local std::vector<T> scratch;
   if (scratch.size() < count) scratch.resize(count);
@@ -115,9 +122,11 @@ void with_direction(Direction direction, F&& f) {
 }
 
 // Every destination element of a gather (kernels.hpp, planar.hpp). All-NCHW maps: one call per
-// (image, block of channel_block planes), by the lane body for float maps on AVX-512 targets
-// whose input grid has at least SSB_NCHW_LANES_MIN_PIXELS(_INVERSE) pixels (planar.hpp), else
-// through channels-last tiles when they fit; else one call per plane. Otherwise one call per
+// (image, block of planes), for float maps on AVX-512 targets by the packed body where rows have
+// at most 16 floats (inverse gathers: planes under SSB_NCHW_LANES_MIN_PIXELS_INVERSE pixels; each
+// image's plan built first), else by the lane body where the input grid has at least
+// SSB_NCHW_LANES_MIN_PIXELS(_INVERSE) pixels (planar.hpp), else through channels-last tiles when
+// they fit; else one call per plane. Otherwise one call per
 // (image, destination row), with a source row of scratch for the separable NHWC body.
 template <class Exec, class T>
 void launch_gather(const Exec& exec, const Weights<T>& w, const FeatureMap<const T>& src,
@@ -131,7 +140,42 @@ void launch_gather(const Exec& exec, const Weights<T>& w, const FeatureMap<const
         const std::int64_t lanes_from = D == Direction::forward
                                             ? std::int64_t(SSB_NCHW_LANES_MIN_PIXELS)
                                             : std::int64_t(SSB_NCHW_LANES_MIN_PIXELS_INVERSE);
-        if (std::int64_t(w.in_height()) * w.in_width() >= lanes_from) {
+        const std::int64_t in_pixels = std::int64_t(w.in_height()) * w.in_width();
+        if (SSB_NCHW_PACKED && packed_fits(src.width, dst.width) &&
+            (D == Direction::forward || in_pixels < lanes_from)) {
+          const int block = SSB_NCHW_PACKED_BLOCK;
+          const int blocks = (channels + block - 1) / block;
+          // The plan of each image first (packed_plan's bounds), then the planes.
+          const std::size_t rows = std::size_t(dst.height), batch = std::size_t(w.batch);
+          const std::size_t terms = std::size_t(w.y.capacity());
+          const std::size_t slots = terms + rows * std::size_t(src.width);
+          PackedPlan* const plans = thread_scratch<PackedPlan, 1>(batch);
+          PackedTerm* const term = thread_scratch<PackedTerm, 1>(batch * terms);
+          PackedRegister* const reg = thread_scratch<PackedRegister, 1>(batch * rows);
+          PackedVector* const vec = thread_scratch<PackedVector, 1>(batch * rows);
+          LaneSlot* const slot = thread_scratch<LaneSlot, 1>(batch * slots);
+          launcher<Exec>::for_each(
+              exec, w.batch,
+              [&](std::int64_t n) {
+                plans[n] = packed_plan<D>(w.y.image(int(n)), w.x.image(int(n)), src.width,
+                                          dst.height, dst.width, term + n * terms, reg + n * rows,
+                                          vec + n * rows, slot + n * slots);
+              },
+              launch_work(src, dst));
+          launcher<Exec>::for_each(
+              exec, std::int64_t(w.batch) * blocks,
+              [&](std::int64_t t) {
+                const std::int64_t n = t / blocks;
+                const int c0 = int(t % blocks) * block;
+                gather_planes_packed(
+                    plans[n], term + n * terms, reg + n * rows, vec + n * rows, slot + n * slots,
+                    src, dst, int(n), c0, std::min(block, channels - c0), scale,
+                    thread_scratch<float>(16 * SSB_NCHW_PACKED_PLANES * (rows + 1) + 16));
+              },
+              launch_work(src, dst));
+          return;
+        }
+        if (in_pixels >= lanes_from) {
           const int blocks = (channels + channel_block - 1) / channel_block;
           const int dst_w = dst.width, src_w = src.width;
           std::size_t slots = 1;
