@@ -1,4 +1,6 @@
 // The structural properties of MATH.md ("Facts that make good tests"), on every backend.
+#include <utility>
+
 #include "support.hpp"
 
 using test::Layout;
@@ -227,10 +229,11 @@ TEST_CASE_TEMPLATE("NHWC and NCHW agree bit for bit where rows and columns have 
                    SSB_TEST_BACKENDS) {
   // Zero rows and columns, inside and at the ends; trailing ones make empty segment ranges on the
   // input grid, where the inverse gathers write zeros (row by row in the NCHW bodies). Planes of
-  // 20x24 and 20x40 (the lane body, rows in registers and in scratch), 9 channels, both ways.
+  // 20x24 and 20x40 (the lane body, rows in registers and in scratch) and 12x12 (the packed body),
+  // 9 channels, both ways.
   std::mt19937 rng(19);
-  for (const int w : {24, 40}) {
-    const int n = 2, h = 20, c = 9, hr = 11, wr = 13;
+  for (const auto& [h, w] : {std::pair<int, int>{20, 24}, {20, 40}, {12, 12}}) {
+    const int n = 2, c = 9, hr = 11, wr = 13;
     CAPTURE(test::describe(n, h, w, c, hr, wr, Layout::nhwc));
     test::Saliency<float> saliency = test::smooth_saliency<float>(rng, n, h, w);
     for (int i = 0; i < n; ++i) {
