@@ -243,6 +243,8 @@ TEST_CASE_TEMPLATE("a backward verb gives the same bits for both outputs as for 
 #if defined(SSB_VECTOR_EXTENSIONS)
 // The NCHW pair dots of planes whose groups of dot_lanes channels fit tile_pair_dots' tiles
 // (planar_dots.hpp) keep pair_dot's lanes, order and tree: NHWC's weight gradients, bit for bit.
+// So do those of the packed body (float planes of 48 to 128 pixels on both grids together on
+// AVX-512 targets: the 7x6, 6x9, 9x7 and 8x7 cases below in the native test binary).
 // Channels below, at and past one group, and past one tile (1500); zero rows and columns; both
 // verbs; float and double. Both grids together have at most 128 pixels, so that one group fits a
 // tile (dots_tile_bytes) with vectors of up to 64 bytes. The host bodies, through ssb::serial

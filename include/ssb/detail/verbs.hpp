@@ -45,6 +45,9 @@
 #ifndef SSB_NCHW_PACKED
 #define SSB_NCHW_PACKED 1
 #endif
+#ifndef SSB_NCHW_PACKED_DOTS
+#define SSB_NCHW_PACKED_DOTS 1
+#endif
 #ifndef SSB_NCHW_PACKED_BLOCK
 #define SSB_NCHW_PACKED_BLOCK 32
 #endif
@@ -253,6 +256,26 @@ void launch_pair_dots(const Exec& exec, const Weights<T>& w, const FeatureMap<co
           launch_work(src, other));
       return;
     }
+#if defined(SSB_PLANAR_AVX512)
+    // Float planes of at most 64 pixels on both grids: the packed body, one task per image, the
+    // NHWC pair dots' bits.
+    if constexpr (std::is_same<T, float>::value) {
+      if (SSB_NCHW_PACKED_DOTS && packed_dots_fit(std::int64_t(src.height) * src.width,
+                                                  std::int64_t(other.height) * other.width)) {
+        const std::size_t scratch = packed_dots_scratch(w);
+        const std::size_t blocks = std::size_t(packed_dot_blocks(w));
+        launcher<Exec>::for_each(
+            exec, w.batch,
+            [&](std::int64_t n) {
+              packed_pair_dots<D>(w, src, other, int(n), dots + n * per_image,
+                                  thread_scratch<float>(scratch),
+                                  thread_scratch<PackedDotBlock>(blocks));
+            },
+            launch_work(src, other));
+        return;
+      }
+    }
+#endif
 #if defined(SSB_VECTOR_EXTENSIONS)
     // Planes whose groups of dot_lanes channels fit tile_pair_dots' tiles: one task per image,
     // the NHWC pair dots' bits.
