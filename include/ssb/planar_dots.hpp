@@ -1,8 +1,10 @@
 // ssbnet: the pair dots of NCHW maps (the weight gradients' D(k, l) of backward.hpp, for maps
 // whose layout is NCHW on both grids); planar.hpp has their gathers, and the helpers both share.
 //
-// Planes whose groups of dot_lanes channels fit a tile take tile_pair_dots (channels-last tiles,
-// the NHWC pair dots' bits). Larger float planes on AVX-512 targets take the lane body, one task
+// Float planes of 48 to 128 pixels on both grids together (at most 64 each) on AVX-512 targets
+// take the packed body (packed_pair_dots: no tiles, the NHWC pair dots' bits). Planes whose groups
+// of dot_lanes channels fit a tile take tile_pair_dots (channels-last tiles, the NHWC pair dots'
+// bits). Larger float planes on AVX-512 targets take the lane body, one task
 // per chunk of segments (chunk_pair_dots_lanes; rows of at most 32 columns in registers, wider
 // ones by windows). Other larger planes take the channel tiles or one plane at a time
 // (plane_pair_dots).
