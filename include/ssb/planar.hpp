@@ -772,6 +772,25 @@ inline __m512 load16_inside(const float* data, std::int64_t at, std::int64_t siz
   return _mm512_maskz_loadu_ps(mask, data + at);
 }
 
+// acc[p] = the sums of `count` slots (lane_x_sums' arithmetic: from the first slot, under each
+// slot's mask) of terms picked from (lo[p], hi[p]) by two-register permutes, for P planes.
+template <int P>
+__attribute__((always_inline)) inline void packed_slot_sums(const LaneSlot* slots, int count,
+                                                            const __m512* lo, const __m512* hi,
+                                                            __m512* acc) {
+  for (int p = 0; p < P; ++p) acc[p] = _mm512_setzero_ps();
+  for (int s = 0; s < count; ++s) {
+    const __m512i index = _mm512_load_si512(slots[s].index);
+    const __mmask16 mask = __mmask16(slots[s].mask);
+    const __m512 weight = _mm512_load_ps(slots[s].weight);
+    for (int p = 0; p < P; ++p) {
+      const __m512 term = _mm512_permutex2var_ps(lo[p], index, hi[p]);
+      acc[p] = s == 0 ? _mm512_maskz_mov_ps(mask, weight * term)
+                      : _mm512_mask_mov_ps(acc[p], mask, acc[p] + weight * term);
+    }
+  }
+}
+
 // P planes of the packed body side by side: source planes at element base + p * src_plane of
 // src, destination planes at out + p * dst_plane. `r` holds P * (plan.registers + 1) R
 // registers, each plane's last one zero. Checked: some load may reach past either end of the
@@ -795,20 +814,8 @@ inline void packed_planes(const PackedPlan& plan, const PackedTerm* terms,
       for (int p = 0; p < P; ++p) {
         lo[p] = load(reg.window, p);
         hi[p] = load(reg.window + 16, p);
-        acc[p] = _mm512_setzero_ps();
       }
-      for (int s = 0; s < reg.slots; ++s) {
-        const LaneSlot& slot = slots[reg.first_slot + s];
-        const __m512i index = _mm512_load_si512(slot.index);
-        const __mmask16 mask = __mmask16(slot.mask);
-        const __m512 weight = _mm512_load_ps(slot.weight);
-        for (int p = 0; p < P; ++p) {
-          const __m512 term = _mm512_permutex2var_ps(lo[p], index, hi[p]);
-          // lane_x_sums' arithmetic.
-          acc[p] = s == 0 ? _mm512_maskz_mov_ps(mask, weight * term)
-                          : _mm512_mask_mov_ps(acc[p], mask, acc[p] + weight * term);
-        }
-      }
+      packed_slot_sums<P>(slots + reg.first_slot, reg.slots, lo, hi, acc);
     } else {
       // One row: the first term, then the others (lane_y_sums_block's arithmetic; lanes past
       // the row hold sums of the next rows' columns, which no permute picks).
@@ -832,19 +839,8 @@ inline void packed_planes(const PackedPlan& plan, const PackedTerm* terms,
     for (int p = 0; p < P; ++p) {
       lo[p] = _mm512_load_ps(r + p * stride + 16 * vector.reg);
       hi[p] = _mm512_load_ps(r + p * stride + 16 * vector.reg + 16);
-      acc[p] = _mm512_setzero_ps();
     }
-    for (int s = 0; s < vector.slots; ++s) {
-      const LaneSlot& slot = slots[vector.first_slot + s];
-      const __m512i index = _mm512_load_si512(slot.index);
-      const __mmask16 mask = __mmask16(slot.mask);
-      const __m512 weight = _mm512_load_ps(slot.weight);
-      for (int p = 0; p < P; ++p) {
-        const __m512 term = _mm512_permutex2var_ps(lo[p], index, hi[p]);
-        acc[p] = s == 0 ? _mm512_maskz_mov_ps(mask, weight * term)
-                        : _mm512_mask_mov_ps(acc[p], mask, acc[p] + weight * term);
-      }
-    }
+    packed_slot_sums<P>(slots + vector.first_slot, vector.slots, lo, hi, acc);
     // Whole-register stores while they end inside their plane (later vectors overwrite what
     // lies past the vector's rows), else up to the plane's end.
     const std::int64_t at = std::int64_t(vector.a0) * dst_w;
