@@ -331,11 +331,11 @@ inline void tile_pair_dots(const Weights<T>& weights, const FeatureMap<const T>&
 
 #if defined(SSB_PLANAR_AVX512)
 // The packed body of the pair dots of float NCHW maps (AVX-512) whose planes have at most 64
-// floats on both grids: 16 pairs (k, l) per register, each channel's two planes held in four
-// registers each and the pairs' columns picked by permutes, no channels-last tiles. Each pair
-// keeps tile_pair_dots' dot_lanes partial sums (lane c mod dot_lanes takes channel c, channels
-// ascending, from 0) in scratch, one row of registers per lane, then the same halving tree: the
-// NHWC pair dots' bits, as tile_pair_dots gives them.
+// floats on both grids (packed_dots_fit): 16 pairs (k, l) per register, each channel's two planes
+// held in four registers each and the pairs' columns picked by permutes, no channels-last tiles.
+// Each pair keeps tile_pair_dots' dot_lanes partial sums (lane c mod dot_lanes takes channel c,
+// channels ascending, from 0) in scratch, one row of registers per lane, then the same halving
+// tree: the NHWC pair dots' bits, as tile_pair_dots gives them.
 struct alignas(64) PackedDotBlock {
   std::int32_t src_index[16];          // of the pair's source element in the source plane
   std::int32_t other_index[16];        // the same in the `other` plane

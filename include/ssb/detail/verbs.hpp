@@ -42,6 +42,13 @@
 // runs, and on 5x5 to 10x10 (8-17 MiB, which stay in the L3 from call to call) to 0.86-1.21x,
 // where the same code without it moved 1.01-1.15x in the next run: no gain to measure there
 // (bench/results/ab-c531268-nchw-prefetch.md, with the runs of the committed form). 0: always.
+#ifndef SSB_NCHW_PREFETCH_MIN_BYTES
+#define SSB_NCHW_PREFETCH_MIN_BYTES (20ll << 20)
+#endif
+// The packed bodies of float NCHW maps on AVX-512 targets (planar.hpp, planar_dots.hpp): 1 takes
+// them where they apply, 0 leaves those maps to the channel tiles and lane bodies (for
+// comparisons); planes per task of the packed gathers. Measured on the Cascade Lake VM only
+// (bench/results/ab-cf9f147-packed.md, ab-f80369f-packed-dots.md).
 #ifndef SSB_NCHW_PACKED
 #define SSB_NCHW_PACKED 1
 #endif
@@ -50,9 +57,6 @@
 #endif
 #ifndef SSB_NCHW_PACKED_BLOCK
 #define SSB_NCHW_PACKED_BLOCK 32
-#endif
-#ifndef SSB_NCHW_PREFETCH_MIN_BYTES
-#define SSB_NCHW_PREFETCH_MIN_BYTES (20ll << 20)
 #endif
 
 namespace ssb {
@@ -257,8 +261,8 @@ void launch_pair_dots(const Exec& exec, const Weights<T>& w, const FeatureMap<co
       return;
     }
 #if defined(SSB_PLANAR_AVX512)
-    // Float planes of at most 64 pixels on both grids: the packed body, one task per image, the
-    // NHWC pair dots' bits.
+    // Float planes of 48 to 128 pixels on both grids together (packed_dots_fit): the packed body,
+    // one task per image, the NHWC pair dots' bits.
     if constexpr (std::is_same<T, float>::value) {
       if (SSB_NCHW_PACKED_DOTS && packed_dots_fit(std::int64_t(src.height) * src.width,
                                                   std::int64_t(other.height) * other.width)) {
