@@ -605,7 +605,7 @@ inline void gather_planes_lanes(const Weights<float>& weights, const FeatureMap<
 //      lane is the s-th segment of its row's range, picked by a two-register permute
 //      (vpermt2ps). Otherwise (one row, a wider span) each term loads its source row and adds it:
 //      the first term, then the others. A first form that did so for every row (a 64-byte load
-//      per term and plane, of which 3-16 floats were used) took 1.3-2.3x the channel tiles' time
+//      per term and plane, of which 3-16 floats were used) took 1.0-2.3x the channel tiles' time
 //      on the 5x5 to 16x16 bench shapes (Cascade Lake VM, 2 threads): the windows read each
 //      source float about once;
 //   2. x sums: a register holds consecutive destination rows (rows * dst_w <= 16) whose R rows
