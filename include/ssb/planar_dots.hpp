@@ -342,22 +342,26 @@ struct alignas(64) PackedDotBlock {
   std::uint32_t src_high, other_high;  // lanes whose index is 32 or more (the upper registers)
 };
 
-// Whether the packed body takes planes of these sizes: at most 64 pixels each, and at least
-// SSB_NCHW_PACKED_DOTS_MIN_PIXELS together. One thread, 256 channels, the weight gradient alone,
-// against tile_pair_dots (Cascade Lake VM, ns per plane): 5x5 -> 3 40 against 27, 6x6 -> 3 44 and
-// 44, 5x5 -> 4 38 and 42, 6x6 -> 4 56 and 62, 7x7 -> 4 38 and 80, 7x7 -> 5 78 and 105, 8x8 -> 5
-// 79 and 118.
+// Whether the packed body takes planes of these sizes (packed_dots_fit): at most 64 pixels each,
+// and at least SSB_NCHW_PACKED_DOTS_MIN_PIXELS together. One thread, 256 channels, the weight
+// gradient alone, against tile_pair_dots (Cascade Lake VM, ns per plane): 5x5 -> 3 40 against 27,
+// 6x6 -> 3 44 and 44, 5x5 -> 4 38 and 42, 6x6 -> 4 56 and 62, 7x7 -> 4 38 and 80, 7x7 -> 5 78 and
+// 105, 8x8 -> 5 79 and 118.
 #ifndef SSB_NCHW_PACKED_DOTS_MIN_PIXELS
 #define SSB_NCHW_PACKED_DOTS_MIN_PIXELS 48
 #endif
-inline bool packed_dots_fit(std::int64_t src_pixels, std::int64_t other_pixels) {
-  return src_pixels <= 64 && other_pixels <= 64 &&
-         src_pixels + other_pixels >= SSB_NCHW_PACKED_DOTS_MIN_PIXELS;
-}
 // Blocks of 16 pairs for these weights, and the scratch floats of packed_pair_dots.
 template <class T>
 inline int packed_dot_blocks(const Weights<T>& w) {
   return (w.y.capacity() * w.x.capacity() + 15) / 16;
+}
+// At most 256 pairs (16 blocks, 64 KiB of partial sums): planes that zoom in along one axis and
+// out along the other (1x64 -> 64x1: 4096 pairs) stay with the tiles.
+template <class T>
+inline bool packed_dots_fit(const Weights<T>& w, std::int64_t src_pixels,
+                            std::int64_t other_pixels) {
+  return src_pixels <= 64 && other_pixels <= 64 &&
+         src_pixels + other_pixels >= SSB_NCHW_PACKED_DOTS_MIN_PIXELS && packed_dot_blocks(w) <= 16;
 }
 template <class T>
 inline std::size_t packed_dots_scratch(const Weights<T>& w) {

@@ -264,7 +264,7 @@ void launch_pair_dots(const Exec& exec, const Weights<T>& w, const FeatureMap<co
     // Float planes of 48 to 128 pixels on both grids together (packed_dots_fit): the packed body,
     // one task per image, the NHWC pair dots' bits.
     if constexpr (std::is_same<T, float>::value) {
-      if (SSB_NCHW_PACKED_DOTS && packed_dots_fit(std::int64_t(src.height) * src.width,
+      if (SSB_NCHW_PACKED_DOTS && packed_dots_fit(w, std::int64_t(src.height) * src.width,
                                                   std::int64_t(other.height) * other.width)) {
         const std::size_t scratch = packed_dots_scratch(w);
         const std::size_t blocks = std::size_t(packed_dot_blocks(w));
