@@ -16,6 +16,7 @@
 #include "kernels.hpp"
 #include "pair_dot_rows.hpp"
 #include "planar.hpp"
+#include "planar_packed.hpp"
 #include "types.hpp"
 #include "weights.hpp"
 

@@ -10,6 +10,7 @@
 #include "pair_dot_rows.hpp"
 #include "planar.hpp"
 #include "planar_dots.hpp"
+#include "planar_packed.hpp"
 #include "serial.hpp"
 #include "types.hpp"
 #include "vector.hpp"

@@ -21,6 +21,7 @@
 #include "../pair_dot_rows.hpp"
 #include "../planar.hpp"
 #include "../planar_dots.hpp"
+#include "../planar_packed.hpp"
 #include "../types.hpp"
 #include "../weights.hpp"
 #include "checks.hpp"
@@ -45,8 +46,8 @@
 #ifndef SSB_NCHW_PREFETCH_MIN_BYTES
 #define SSB_NCHW_PREFETCH_MIN_BYTES (20ll << 20)
 #endif
-// The packed bodies of float NCHW maps on AVX-512 targets (planar.hpp, planar_dots.hpp): 1 takes
-// them where they apply, 0 leaves those maps to the channel tiles and lane bodies (for
+// The packed bodies of float NCHW maps on AVX-512 targets (planar_packed.hpp, planar_dots.hpp): 1
+// takes them where they apply, 0 leaves those maps to the channel tiles and lane bodies (for
 // comparisons); planes per task of the packed gathers. Measured on the Cascade Lake VM only
 // (bench/results/ab-cf9f147-packed.md, ab-f80369f-packed-dots.md).
 #ifndef SSB_NCHW_PACKED
