@@ -308,6 +308,16 @@ inline __m512 load16_before(const float* in, const float* end) {
   return left >= 16 ? _mm512_loadu_ps(in) : _mm512_maskz_loadu_ps(first_lanes(left), in);
 }
 
+// load16_before when Checked, else a whole-register load (the caller knows the 16 floats lie
+// before the end of the tensor). The lane bodies check once per plane (or group of planes)
+// whether any of its loads can reach the end, and take the unchecked form where none can: two
+// compares and branches less per load (NCHW sample on 20x20 to 32x32 planes, one thread, in
+// cache: 0.71-0.87x the time; bench/results/ab-s30-unchecked-loads.md).
+template <bool Checked>
+inline __m512 load16_row(const float* in, const float* end) {
+  return Checked ? load16_before(in, end) : _mm512_loadu_ps(in);
+}
+
 // Blocks of lane_plan for `dst_w` destination columns, and an upper bound on its slots.
 inline int lane_blocks(int dst_w) {
   return (dst_w + 15) / 16;
@@ -444,14 +454,14 @@ inline void lane_x_sums_pair(const LaneBlock* blocks, const LaneSlot* slots, int
 // Vectors [v0, v0 + V) of the y sums of one destination row (step 1 above, rows wider than 32):
 // row[e] = sum_{k = k0 .. k1-1} w_k src[source_y(k)][e] from the first term, in V registers,
 // reading the source rows one after the other.
-template <Direction D, int V>
+template <Direction D, int V, bool Checked>
 inline void lane_y_sums_block(const AxisImage<float>& ay, int k0, int k1, const float* plane,
                               int src_w, const float* src_end, int v0, float* row) {
   __m512 acc[V];
   const float* first = plane + std::int64_t(source_index<D>(ay, k0)) * src_w + 16 * v0;
   const __m512 w0 = _mm512_set1_ps(ay.weight[k0]);
   for (int v = 0; v < V; ++v) {
-    acc[v] = w0 * load16_before(first + 16 * v, src_end);
+    acc[v] = w0 * load16_row<Checked>(first + 16 * v, src_end);
 #if defined(SSB_FIRST_TERM)
     SSB_FIRST_TERM(acc[v]);
 #endif
@@ -459,7 +469,7 @@ inline void lane_y_sums_block(const AxisImage<float>& ay, int k0, int k1, const 
   for (int k = k0 + 1; k < k1; ++k) {
     const float* in = plane + std::int64_t(source_index<D>(ay, k)) * src_w + 16 * v0;
     const __m512 w = _mm512_set1_ps(ay.weight[k]);
-    for (int v = 0; v < V; ++v) acc[v] = acc[v] + w * load16_before(in + 16 * v, src_end);
+    for (int v = 0; v < V; ++v) acc[v] = acc[v] + w * load16_row<Checked>(in + 16 * v, src_end);
   }
   for (int v = 0; v < V; ++v) _mm512_store_ps(row + 16 * (v0 + v), acc[v]);
 }
@@ -469,18 +479,18 @@ inline void lane_y_sums_block(const AxisImage<float>& ay, int k0, int k1, const 
 // columns (or zeros at the end of the tensor); no permute picks them. Each vector is stored once:
 // sum_rows, which this replaced, went through memory once per term (one thread, NCHW
 // sample_inverse, in cache: 1.1-1.25x the time on 64x64 <- 36x36 and 80x80 <- 40x40 planes).
-template <Direction D>
+template <Direction D, bool Checked>
 inline void lane_y_sums(const AxisImage<float>& ay, int k0, int k1, const float* plane, int src_w,
                         const float* src_end, float* row) {
   const int vectors = (src_w + 15) / 16;
   int v0 = 0;
   for (; v0 + 8 <= vectors; v0 += 8) {
-    lane_y_sums_block<D, 8>(ay, k0, k1, plane, src_w, src_end, v0, row);
+    lane_y_sums_block<D, 8, Checked>(ay, k0, k1, plane, src_w, src_end, v0, row);
   }
   switch (vectors - v0) {
-#define SSB_LANE_Y_SUMS(V)                                               \
-  case V:                                                                \
-    lane_y_sums_block<D, V>(ay, k0, k1, plane, src_w, src_end, v0, row); \
+#define SSB_LANE_Y_SUMS(V)                                                        \
+  case V:                                                                         \
+    lane_y_sums_block<D, V, Checked>(ay, k0, k1, plane, src_w, src_end, v0, row); \
     break;
     SSB_LANE_Y_SUMS(1)
     SSB_LANE_Y_SUMS(2)
@@ -492,6 +502,94 @@ inline void lane_y_sums(const AxisImage<float>& ay, int k0, int k1, const float*
 #undef SSB_LANE_Y_SUMS
     default:
       break;
+  }
+}
+
+// The y sums of destination row a of one plane whose source rows have at most 32 columns, in two
+// registers (step 1 above); the row's y range is not empty.
+template <Direction D, bool Checked>
+inline void lane_row_y_sums(const AxisImage<float>& ay, int a, const float* plane, int src_w,
+                            const float* src_end, __m512& lo, __m512& hi) {
+  const int k0 = range_begin<D>(ay, a), k1 = range_begin<D>(ay, a + 1);
+  const auto load2 = [&](const float* in, __m512& l, __m512& h) {
+    l = load16_row<Checked>(in, src_end);
+    h = src_w <= 16 ? _mm512_setzero_ps() : load16_row<Checked>(in + 16, src_end);
+  };
+  const __m512 w0 = _mm512_set1_ps(ay.weight[k0]);
+  __m512 l, h;
+  load2(plane + std::int64_t(source_index<D>(ay, k0)) * src_w, l, h);
+  lo = w0 * l;
+  hi = w0 * h;
+  for (int k = k0 + 1; k < k1; ++k) {
+    const __m512 w = _mm512_set1_ps(ay.weight[k]);
+    load2(plane + std::int64_t(source_index<D>(ay, k)) * src_w, l, h);
+    lo = lo + w * l;
+    hi = hi + w * h;
+  }
+}
+
+// One plane whose source rows have at most 32 columns (y sums in registers), row by row.
+template <Direction D, bool Checked>
+inline void lane_plane_in_registers(const AxisImage<float>& ay, const LaneBlock* blocks,
+                                    const LaneSlot* slots, const float* plane, int src_w, int dst_h,
+                                    int dst_w, const float* src_end, float scale, float* out,
+                                    const float* out_end) {
+  for (int a = 0; a < dst_h; ++a, out += dst_w) {
+    if (range_begin<D>(ay, a) == range_begin<D>(ay, a + 1)) {
+      for (int b = 0; b < dst_w; ++b) out[b] = 0.0f;
+      continue;
+    }
+    __m512 lo, hi;
+    lane_row_y_sums<D, Checked>(ay, a, plane, src_w, src_end, lo, hi);
+    lane_x_sums<true>(blocks, slots, dst_w, lo, hi, nullptr, scale, out, out_end);
+  }
+}
+
+// Planes `plane` and `plane + src_plane` side by side (SSB_NCHW_LANE_PAIRS_INVERSE): each row's
+// sums of each plane as lane_plane_in_registers forms them, the two planes' chains together.
+// The y sums are lane_row_y_sums' with the two planes' terms interleaved in the code: two calls
+// of lane_row_y_sums instead took NCHW sample_inverse to 1.10-1.20x (Cascade Lake VM, one thread,
+// in cache, 14x14 to 32x32 planes; bench/results/ab-s30-unchecked-loads.md).
+template <Direction D, bool Checked>
+inline void lane_plane_pair_in_registers(const AxisImage<float>& ay, const LaneBlock* blocks,
+                                         const LaneSlot* slots, const float* plane,
+                                         std::int64_t src_plane, int src_w, int dst_h, int dst_w,
+                                         const float* src_end, float scale, float* out,
+                                         std::int64_t dst_plane, const float* out_end) {
+  // The first plane's stores stay within it: the second plane's first rows are written before
+  // the first plane's last.
+  const float* const end0 = out + dst_plane;
+  for (int a = 0; a < dst_h; ++a, out += dst_w) {
+    if (range_begin<D>(ay, a) == range_begin<D>(ay, a + 1)) {
+      for (int b = 0; b < dst_w; ++b) out[b] = out[b + dst_plane] = 0.0f;
+      continue;
+    }
+    const int k0 = range_begin<D>(ay, a), k1 = range_begin<D>(ay, a + 1);
+    const auto load2 = [&](const float* in, __m512& l, __m512& h) {
+      l = load16_row<Checked>(in, src_end);
+      h = src_w <= 16 ? _mm512_setzero_ps() : load16_row<Checked>(in + 16, src_end);
+    };
+    const float* first = plane + std::int64_t(source_index<D>(ay, k0)) * src_w;
+    const __m512 w0 = _mm512_set1_ps(ay.weight[k0]);
+    __m512 lo0, hi0, lo1, hi1, l, h;
+    load2(first, l, h);
+    lo0 = w0 * l;
+    hi0 = w0 * h;
+    load2(first + src_plane, l, h);
+    lo1 = w0 * l;
+    hi1 = w0 * h;
+    for (int k = k0 + 1; k < k1; ++k) {
+      const float* in = plane + std::int64_t(source_index<D>(ay, k)) * src_w;
+      const __m512 w = _mm512_set1_ps(ay.weight[k]);
+      load2(in, l, h);
+      lo0 = lo0 + w * l;
+      hi0 = hi0 + w * h;
+      load2(in + src_plane, l, h);
+      lo1 = lo1 + w * l;
+      hi1 = hi1 + w * h;
+    }
+    lane_x_sums_pair(blocks, slots, dst_w, lo0, hi0, lo1, hi1, scale, out, out + dst_plane, end0,
+                     out_end);
   }
 }
 
@@ -521,76 +619,45 @@ inline void gather_planes_lanes(const Weights<float>& weights, const FeatureMap<
     for (; c + 2 <= c0 + count; c += 2) {
       const float* plane = src.data + (std::int64_t(n) * src.channels + c) * src_plane;
       float* out = dst.data + (std::int64_t(n) * dst.channels + c) * dst_plane;
-      // Plane c's stores stay within it: plane c + 1's first rows are written before its last.
-      const float* const end0 = out + dst_plane;
-      for (int a = 0; a < dst_h; ++a, out += dst_w) {
-        const int k0 = range_begin<D>(ay, a), k1 = range_begin<D>(ay, a + 1);
-        if (k0 == k1) {
-          for (int b = 0; b < dst_w; ++b) out[b] = out[b + dst_plane] = 0.0f;
-          continue;
-        }
-        const auto load2 = [&](const float* in, __m512& l, __m512& h) {
-          l = load16_before(in, src_end);
-          h = src_w <= 16 ? _mm512_setzero_ps() : load16_before(in + 16, src_end);
-        };
-        const float* first = plane + std::int64_t(source_index<D>(ay, k0)) * src_w;
-        const __m512 w0 = _mm512_set1_ps(ay.weight[k0]);
-        __m512 lo0, hi0, lo1, hi1, l, h;
-        load2(first, l, h);
-        lo0 = w0 * l;
-        hi0 = w0 * h;
-        load2(first + src_plane, l, h);
-        lo1 = w0 * l;
-        hi1 = w0 * h;
-        for (int k = k0 + 1; k < k1; ++k) {
-          const float* in = plane + std::int64_t(source_index<D>(ay, k)) * src_w;
-          const __m512 w = _mm512_set1_ps(ay.weight[k]);
-          load2(in, l, h);
-          lo0 = lo0 + w * l;
-          hi0 = hi0 + w * h;
-          load2(in + src_plane, l, h);
-          lo1 = lo1 + w * l;
-          hi1 = hi1 + w * h;
-        }
-        lane_x_sums_pair(blocks, slots, dst_w, lo0, hi0, lo1, hi1, scale, out, out + dst_plane,
-                         end0, out_end);
+      if (plane + 2 * src_plane + 32 <= src_end) {
+        lane_plane_pair_in_registers<D, false>(ay, blocks, slots, plane, src_plane, src_w, dst_h,
+                                               dst_w, src_end, scale, out, dst_plane, out_end);
+      } else {
+        lane_plane_pair_in_registers<D, true>(ay, blocks, slots, plane, src_plane, src_w, dst_h,
+                                              dst_w, src_end, scale, out, dst_plane, out_end);
       }
     }
   }
   for (; c < c0 + count; ++c) {
     const float* plane = src.data + (std::int64_t(n) * src.channels + c) * src_plane;
     float* out = dst.data + (std::int64_t(n) * dst.channels + c) * dst_plane;
+    if (in_registers) {
+      // Whole-register loads of the plane's rows (up to 32 floats from a row's start) stay
+      // before the end of the tensor: no checks.
+      if (plane + src_plane + 32 <= src_end) {
+        lane_plane_in_registers<D, false>(ay, blocks, slots, plane, src_w, dst_h, dst_w, src_end,
+                                          scale, out, out_end);
+      } else {
+        lane_plane_in_registers<D, true>(ay, blocks, slots, plane, src_w, dst_h, dst_w, src_end,
+                                         scale, out, out_end);
+      }
+      continue;
+    }
+    // Rows wider than 32: the loads of lane_y_sums reach at most 15 floats past a row.
+    const bool checked = plane + src_plane + 16 > src_end;
     for (int a = 0; a < dst_h; ++a, out += dst_w) {
       const int k0 = range_begin<D>(ay, a), k1 = range_begin<D>(ay, a + 1);
       if (k0 == k1) {
         for (int b = 0; b < dst_w; ++b) out[b] = 0.0f;
         continue;
       }
-      if (in_registers) {
-        // A source row in one register (16 columns or fewer) or two.
-        const auto load2 = [&](const float* in, __m512& l, __m512& h) {
-          l = load16_before(in, src_end);
-          h = src_w <= 16 ? _mm512_setzero_ps() : load16_before(in + 16, src_end);
-        };
-        const float* first = plane + std::int64_t(source_index<D>(ay, k0)) * src_w;
-        const __m512 w0 = _mm512_set1_ps(ay.weight[k0]);
-        __m512 lo, hi, l, h;
-        load2(first, l, h);
-        lo = w0 * l;
-        hi = w0 * h;
-        for (int k = k0 + 1; k < k1; ++k) {
-          const float* in = plane + std::int64_t(source_index<D>(ay, k)) * src_w;
-          const __m512 w = _mm512_set1_ps(ay.weight[k]);
-          load2(in, l, h);
-          lo = lo + w * l;
-          hi = hi + w * h;
-        }
-        lane_x_sums<true>(blocks, slots, dst_w, lo, hi, nullptr, scale, out, out_end);
+      if (checked) {
+        lane_y_sums<D, true>(ay, k0, k1, plane, src_w, src_end, row);
       } else {
-        lane_y_sums<D>(ay, k0, k1, plane, src_w, src_end, row);
-        lane_x_sums<false>(blocks, slots, dst_w, _mm512_setzero_ps(), _mm512_setzero_ps(), row,
-                           scale, out, out_end);
+        lane_y_sums<D, false>(ay, k0, k1, plane, src_w, src_end, row);
       }
+      lane_x_sums<false>(blocks, slots, dst_w, _mm512_setzero_ps(), _mm512_setzero_ps(), row, scale,
+                         out, out_end);
     }
   }
 }
