@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels.hpp"
 #include "pair_dot_rows.hpp"
@@ -150,19 +151,48 @@ inline void chunk_pair_dots_lanes(const Weights<float>& weights, const FeatureMa
         prefetch_lines(o_planes + (dots_prefetch + g) * other_plane + o_first, o_count);
       }
     }
-    const bool next_group = c0 + 2 * G <= channels;
-    for (int k = k0; k < k1; ++k) {
-      const int s_row = source_index<D>(ay, k), o_row = dest_index<D>(ay, k);
-      const float* s = s_planes + std::int64_t(s_row) * src_w;
-      const float* o = o_planes + std::int64_t(o_row) * other_w;
-      float* a = acc + (k - k0) * row_floats;
-      if (Windows) {
-        // The wide form asks for the next group's rows as the segments reach them.
-        if (next_group && (k == k0 || s_row != source_index<D>(ay, k - 1))) {
-          for (int g = 0; g < G; ++g) prefetch_lines(s + (G + g) * src_plane, src_w);
+    // Whole-register loads without checks where the group's planes (and 32 floats more) lie
+    // before the ends of the maps.
+    const auto group_dots = [&](auto Checked) {
+      const bool next_group = c0 + 2 * G <= channels;
+      for (int k = k0; k < k1; ++k) {
+        const int s_row = source_index<D>(ay, k), o_row = dest_index<D>(ay, k);
+        const float* s = s_planes + std::int64_t(s_row) * src_w;
+        const float* o = o_planes + std::int64_t(o_row) * other_w;
+        float* a = acc + (k - k0) * row_floats;
+        if (Windows) {
+          // The wide form asks for the next group's rows as the segments reach them.
+          if (next_group && (k == k0 || s_row != source_index<D>(ay, k - 1))) {
+            for (int g = 0; g < G; ++g) prefetch_lines(s + (G + g) * src_plane, src_w);
+          }
+          if (next_group && (k == k0 || o_row != dest_index<D>(ay, k - 1))) {
+            for (int g = 0; g < G; ++g) prefetch_lines(o + (G + g) * other_plane, other_w);
+          }
+          for (int j = 0; j < nblocks; ++j) {
+            const DotBlock& b = blocks[j];
+            const __m512i si = _mm512_load_si512(b.src_index);
+            const __m512i oi = _mm512_load_si512(b.other_index);
+            __m512 sum = _mm512_load_ps(a + 16 * j);
+            for (int g = 0; g < G; ++g) {
+              if (g >= group) break;
+              const __m512 sv =
+                  load16_row<decltype(Checked)::value>(s + g * src_plane + b.src_base, src_end);
+              const __m512 ov = load16_row<decltype(Checked)::value>(
+                  o + g * other_plane + b.other_base, other_end);
+              sum = sum + _mm512_permutex2var_ps(sv, si, sv) * _mm512_permutex2var_ps(ov, oi, ov);
+            }
+            _mm512_store_ps(a + 16 * j, sum);
+          }
+          continue;
         }
-        if (next_group && (k == k0 || o_row != dest_index<D>(ay, k - 1))) {
-          for (int g = 0; g < G; ++g) prefetch_lines(o + (G + g) * other_plane, other_w);
+        // Rows of at most 32 columns: each channel's two rows in registers for all the blocks.
+        __m512 s_lo[G], s_hi[G], o_lo[G], o_hi[G];
+        for (int g = 0; g < G; ++g) {
+          if (g >= group) break;
+          s_lo[g] = load16_row<decltype(Checked)::value>(s + g * src_plane, src_end);
+          s_hi[g] = load16_row<decltype(Checked)::value>(s + g * src_plane + 16, src_end);
+          o_lo[g] = load16_row<decltype(Checked)::value>(o + g * other_plane, other_end);
+          o_hi[g] = load16_row<decltype(Checked)::value>(o + g * other_plane + 16, other_end);
         }
         for (int j = 0; j < nblocks; ++j) {
           const DotBlock& b = blocks[j];
@@ -171,35 +201,17 @@ inline void chunk_pair_dots_lanes(const Weights<float>& weights, const FeatureMa
           __m512 sum = _mm512_load_ps(a + 16 * j);
           for (int g = 0; g < G; ++g) {
             if (g >= group) break;
-            const __m512 sv = load16_before(s + g * src_plane + b.src_base, src_end);
-            const __m512 ov = load16_before(o + g * other_plane + b.other_base, other_end);
-            sum = sum + _mm512_permutex2var_ps(sv, si, sv) * _mm512_permutex2var_ps(ov, oi, ov);
+            sum = sum + _mm512_permutex2var_ps(s_lo[g], si, s_hi[g]) *
+                            _mm512_permutex2var_ps(o_lo[g], oi, o_hi[g]);
           }
           _mm512_store_ps(a + 16 * j, sum);
         }
-        continue;
       }
-      // Rows of at most 32 columns: each channel's two rows in registers for all the blocks.
-      __m512 s_lo[G], s_hi[G], o_lo[G], o_hi[G];
-      for (int g = 0; g < G; ++g) {
-        if (g >= group) break;
-        s_lo[g] = load16_before(s + g * src_plane, src_end);
-        s_hi[g] = load16_before(s + g * src_plane + 16, src_end);
-        o_lo[g] = load16_before(o + g * other_plane, other_end);
-        o_hi[g] = load16_before(o + g * other_plane + 16, other_end);
-      }
-      for (int j = 0; j < nblocks; ++j) {
-        const DotBlock& b = blocks[j];
-        const __m512i si = _mm512_load_si512(b.src_index);
-        const __m512i oi = _mm512_load_si512(b.other_index);
-        __m512 sum = _mm512_load_ps(a + 16 * j);
-        for (int g = 0; g < G; ++g) {
-          if (g >= group) break;
-          sum = sum + _mm512_permutex2var_ps(s_lo[g], si, s_hi[g]) *
-                          _mm512_permutex2var_ps(o_lo[g], oi, o_hi[g]);
-        }
-        _mm512_store_ps(a + 16 * j, sum);
-      }
+    };
+    if (s_planes + G * src_plane + 32 <= src_end && o_planes + G * other_plane + 32 <= other_end) {
+      group_dots(std::false_type{});
+    } else {
+      group_dots(std::true_type{});
     }
   }
   for (int k = k0; k < k1; ++k) {
