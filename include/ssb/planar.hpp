@@ -619,7 +619,7 @@ inline void gather_planes_lanes(const Weights<float>& weights, const FeatureMap<
     for (; c + 2 <= c0 + count; c += 2) {
       const float* plane = src.data + (std::int64_t(n) * src.channels + c) * src_plane;
       float* out = dst.data + (std::int64_t(n) * dst.channels + c) * dst_plane;
-      if (plane + 2 * src_plane + 32 <= src_end) {
+      if (src_end - plane >= 2 * src_plane + 32) {
         lane_plane_pair_in_registers<D, false>(ay, blocks, slots, plane, src_plane, src_w, dst_h,
                                                dst_w, src_end, scale, out, dst_plane, out_end);
       } else {
@@ -634,7 +634,7 @@ inline void gather_planes_lanes(const Weights<float>& weights, const FeatureMap<
     if (in_registers) {
       // Whole-register loads of the plane's rows (up to 32 floats from a row's start) stay
       // before the end of the tensor: no checks.
-      if (plane + src_plane + 32 <= src_end) {
+      if (src_end - plane >= src_plane + 32) {
         lane_plane_in_registers<D, false>(ay, blocks, slots, plane, src_w, dst_h, dst_w, src_end,
                                           scale, out, out_end);
       } else {
@@ -644,7 +644,7 @@ inline void gather_planes_lanes(const Weights<float>& weights, const FeatureMap<
       continue;
     }
     // Rows wider than 32: the loads of lane_y_sums reach at most 15 floats past a row.
-    const bool checked = plane + src_plane + 16 > src_end;
+    const bool checked = src_end - plane < src_plane + 16;
     for (int a = 0; a < dst_h; ++a, out += dst_w) {
       const int k0 = range_begin<D>(ay, a), k1 = range_begin<D>(ay, a + 1);
       if (k0 == k1) {

@@ -208,7 +208,7 @@ inline void chunk_pair_dots_lanes(const Weights<float>& weights, const FeatureMa
         }
       }
     };
-    if (s_planes + G * src_plane + 32 <= src_end && o_planes + G * other_plane + 32 <= other_end) {
+    if (src_end - s_planes >= G * src_plane + 32 && other_end - o_planes >= G * other_plane + 32) {
       group_dots(std::false_type{});
     } else {
       group_dots(std::true_type{});
