@@ -632,8 +632,8 @@ inline void gather_planes_lanes(const Weights<float>& weights, const FeatureMap<
     const float* plane = src.data + (std::int64_t(n) * src.channels + c) * src_plane;
     float* out = dst.data + (std::int64_t(n) * dst.channels + c) * dst_plane;
     if (in_registers) {
-      // Whole-register loads of the plane's rows (up to 32 floats from a row's start) stay
-      // before the end of the tensor: no checks.
+      // Unchecked loads where every whole-register load of the plane's rows (up to 32 floats
+      // from a row's start) stays before the end of the tensor; else the checked form.
       if (src_end - plane >= src_plane + 32) {
         lane_plane_in_registers<D, false>(ay, blocks, slots, plane, src_w, dst_h, dst_w, src_end,
                                           scale, out, out_end);
