@@ -193,6 +193,12 @@ TEST_CASE_TEMPLATE("NHWC and NCHW give the same values, bit for bit", Exec, SSB_
   shapes.push_back({2, 6, 11, 5, 13, 3});
   shapes.push_back({1, 1, 7, 4, 1, 3});
   shapes.push_back({2, 10, 2, 7, 6, 16});
+  // Registers and vectors of the packed body with 1 to 4 slots or terms (held in registers for a
+  // block of planes) and with more (read per plane): rows that read 3 to 7 source rows, by a
+  // window (4 wide) or by terms (8 and 9 wide).
+  shapes.push_back({2, 16, 4, 5, 3, 2});
+  shapes.push_back({2, 16, 8, 5, 3, 5});
+  shapes.push_back({1, 12, 9, 4, 4, 3});
   for (const auto& s : shapes) {
     CAPTURE(test::describe(s.n, s.h, s.w, s.c, s.hr, s.wr, Layout::nhwc));
     const auto w =

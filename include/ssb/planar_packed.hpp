@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels.hpp"
 #include "planar.hpp"
@@ -16,8 +17,10 @@ namespace ssb {
 namespace detail {
 
 // The packed lane body of float NCHW maps (AVX-512): planes whose source and destination rows
-// have at most 16 floats, several rows per register, SSB_NCHW_PACKED_PLANES planes side by side
-// (independent sums sharing the plan's loads):
+// have at most 16 floats, several rows per register, a task's block of planes (16 to 128,
+// packed_block_planes) one register or vector of the plan at a time, for every plane of the
+// block, so that its slots (indices, weights, masks) are loaded once per block and held in
+// registers (for up to 4 slots):
 //   1. y sums: an R register holds consecutive rows of R, row a in lanes (a - a0) * src_w ..
 //      Where the source rows that its rows read span at most 32 floats, it loads that window of
 //      the plane (two registers) and adds slot by slot as the lane body's x sums do: slot s of a
@@ -33,7 +36,10 @@ namespace detail {
 // Each lane's sums start from their first term and run in ascending order, as every other body's:
 // the same bits. The plan depends only on the image's segments: launch_gather builds each
 // image's once per launch (rebuilt for every block of 32 planes, the plans took the body to
-// 1.1-1.6x its time: one thread, 5x5 to 16x16 planes in cache).
+// 1.1-1.6x its time: one thread, 5x5 to 16x16 planes in cache). Its first form ran 4 planes side
+// by side through the whole plan, reading each slot from memory for every 4 planes; one thread,
+// in cache, 5x5 -> 3 to 10x10 -> 6, this order takes 0.52-0.83x its time, 2 threads on batches
+// of 32 0.74-1.0x (bench/results/ab-s31-packed-order.md).
 struct PackedTerm {
   std::int32_t offset;  // of the source row in the plane
   float weight;
@@ -184,140 +190,262 @@ inline PackedPlan packed_plan(const AxisImage<float>& ay, const AxisImage<float>
 
 // The 16 floats at element `at` of a tensor of `size` elements at `data`: a whole-register load
 // where they all lie inside it, else only those inside (the others 0).
-inline __m512 load16_inside(const float* data, std::int64_t at, std::int64_t size) {
+// Always inline: with the packed gathers calling it too, GCC 12 stopped inlining it into
+// packed_pair_dots, which then took 1.2x its time (7x7x2048 -> 4, weight gradients).
+__attribute__((always_inline)) inline __m512 load16_inside(const float* data, std::int64_t at,
+                                                           std::int64_t size) {
   if (at >= 0 && at + 16 <= size) return _mm512_loadu_ps(data + at);
   __mmask16 mask = first_lanes(size - at);
   if (at < 0) mask = at <= -16 ? __mmask16(0) : __mmask16(mask & (0xFFFFu << -at));
   return _mm512_maskz_loadu_ps(mask, data + at);
 }
 
-// acc[p] = the sums of `count` slots (lane_x_sums' arithmetic: from the first slot, under each
-// slot's mask) of terms picked from (lo[p], hi[p]) by two-register permutes, for P planes.
-template <int P>
-__attribute__((always_inline)) inline void packed_slot_sums(const LaneSlot* slots, int count,
-                                                            const __m512* lo, const __m512* hi,
-                                                            __m512* acc) {
-  for (int p = 0; p < P; ++p) acc[p] = _mm512_setzero_ps();
-  for (int s = 0; s < count; ++s) {
-    const __m512i index = _mm512_load_si512(slots[s].index);
-    const __mmask16 mask = __mmask16(slots[s].mask);
-    const __m512 weight = _mm512_load_ps(slots[s].weight);
-    for (int p = 0; p < P; ++p) {
-      const __m512 term = _mm512_permutex2var_ps(lo[p], index, hi[p]);
-      acc[p] = s == 0 ? _mm512_maskz_mov_ps(mask, weight * term)
-                      : _mm512_mask_mov_ps(acc[p], mask, acc[p] + weight * term);
+// The slots of one register or vector of the plan: S > 0, exactly S slots held in registers for
+// a whole block of planes; S = 0, `count` slots read from memory for each plane.
+template <int S>
+struct PackedSlots {
+  static constexpr int held = S > 0 ? S : 1;
+  __m512i index[held];
+  __m512 weight[held];
+  __mmask16 mask[held];
+  const LaneSlot* slots;
+  int count;
+
+  __attribute__((always_inline)) PackedSlots(const LaneSlot* first, int n)
+      : slots(first), count(n) {
+    for (int s = 0; s < S; ++s) {
+      index[s] = _mm512_load_si512(first[s].index);
+      weight[s] = _mm512_load_ps(first[s].weight);
+      mask[s] = __mmask16(first[s].mask);
     }
   }
-}
 
-// P planes of the packed body side by side: source planes at element base + p * src_plane of
-// src, destination planes at out + p * dst_plane. `r` holds P * (plan.registers + 1) R
-// registers, each plane's last one zero. Checked: some load may reach past either end of the
-// source tensor (`src_size` elements); they read only inside it.
-template <int P, bool Checked>
-inline void packed_planes(const PackedPlan& plan, const PackedTerm* terms,
-                          const PackedRegister* registers, const PackedVector* vectors,
-                          const LaneSlot* slots, const float* src, std::int64_t base,
-                          std::int64_t src_plane, std::int64_t src_size, float* out,
-                          std::int64_t dst_plane, int dst_w, __m512 scales, float* r) {
-  const int stride = 16 * (plan.registers + 1);
-  const auto load = [&](std::int64_t at, int p) {
-    return Checked ? load16_inside(src, base + at + p * src_plane, src_size)
-                   : _mm512_loadu_ps(src + base + at + p * src_plane);
-  };
-  for (int g = 0; g < plan.registers; ++g) {
-    const PackedRegister& reg = registers[g];
-    __m512 acc[P];
-    if (reg.window >= 0) {
-      __m512 lo[P], hi[P];
-      for (int p = 0; p < P; ++p) {
-        lo[p] = load(reg.window, p);
-        hi[p] = load(reg.window + 16, p);
-      }
-      packed_slot_sums<P>(slots + reg.first_slot, reg.slots, lo, hi, acc);
-    } else {
-      // One row: the first term, then the others (lane_y_sums_block's arithmetic; lanes past
-      // the row hold sums of the next rows' columns, which no permute picks).
-      const __m512 w0 = _mm512_set1_ps(terms[reg.first].weight);
-      for (int p = 0; p < P; ++p) {
-        acc[p] = w0 * load(terms[reg.first].offset, p);
+  // The sums of the slots (lane_x_sums' arithmetic: from the first slot, under each slot's mask)
+  // of terms picked from (lo, hi) by two-register permutes; 0 without slots.
+  __attribute__((always_inline)) __m512 sums(__m512 lo, __m512 hi) const {
+    if constexpr (S > 0) {
+      __m512 acc =
+          _mm512_maskz_mov_ps(mask[0], weight[0] * _mm512_permutex2var_ps(lo, index[0], hi));
 #if defined(SSB_FIRST_TERM)
-        SSB_FIRST_TERM(acc[p]);
+      SSB_FIRST_TERM(acc);
 #endif
+      for (int s = 1; s < S; ++s) {
+        const __m512 term = _mm512_permutex2var_ps(lo, index[s], hi);
+        acc = _mm512_mask_mov_ps(acc, mask[s], acc + weight[s] * term);
       }
-      for (int t = reg.first + 1; t < reg.end; ++t) {
-        const __m512 weight = _mm512_set1_ps(terms[t].weight);
-        for (int p = 0; p < P; ++p) acc[p] = acc[p] + weight * load(terms[t].offset, p);
+      return acc;
+    } else {
+      __m512 acc = _mm512_setzero_ps();
+      for (int s = 0; s < count; ++s) {
+        const __m512i i = _mm512_load_si512(slots[s].index);
+        const __mmask16 m = __mmask16(slots[s].mask);
+        const __m512 w = _mm512_load_ps(slots[s].weight);
+        const __m512 term = _mm512_permutex2var_ps(lo, i, hi);
+        acc =
+            s == 0 ? _mm512_maskz_mov_ps(m, w * term) : _mm512_mask_mov_ps(acc, m, acc + w * term);
       }
+      return acc;
     }
-    for (int p = 0; p < P; ++p) _mm512_store_ps(r + p * stride + 16 * g, acc[p]);
   }
-  for (int v = 0; v < plan.vectors; ++v) {
-    const PackedVector& vector = vectors[v];
-    __m512 lo[P], hi[P], acc[P];
-    for (int p = 0; p < P; ++p) {
-      lo[p] = _mm512_load_ps(r + p * stride + 16 * vector.reg);
-      hi[p] = _mm512_load_ps(r + p * stride + 16 * vector.reg + 16);
-    }
-    packed_slot_sums<P>(slots + vector.first_slot, vector.slots, lo, hi, acc);
-    // Whole-register stores while they end inside their plane (later vectors overwrite what
-    // lies past the vector's rows), else up to the plane's end.
-    const std::int64_t at = std::int64_t(vector.a0) * dst_w;
-    for (int p = 0; p < P; ++p) {
-      const __m512 result = _mm512_maskz_mul_ps(__mmask16(vector.rows_mask), scales, acc[p]);
-      float* const to = out + p * dst_plane + at;
-      if (at + 16 <= dst_plane) {
-        _mm512_storeu_ps(to, result);
-      } else {
-        _mm512_mask_storeu_ps(to, first_lanes(dst_plane - at), result);
-      }
-    }
+};
+
+// Calls f(std::integral_constant<int, S>) with S = count for 1 to 4 slots, else S = 0.
+template <class F>
+__attribute__((always_inline)) inline void with_slot_count(int count, F&& f) {
+  switch (count) {
+    case 1:
+      f(std::integral_constant<int, 1>{});
+      break;
+    case 2:
+      f(std::integral_constant<int, 2>{});
+      break;
+    case 3:
+      f(std::integral_constant<int, 3>{});
+      break;
+    case 4:
+      f(std::integral_constant<int, 4>{});
+      break;
+    default:
+      f(std::integral_constant<int, 0>{});
+      break;
   }
 }
 
-#ifndef SSB_NCHW_PACKED_PLANES
-#define SSB_NCHW_PACKED_PLANES 4
+// Planes per task of the packed gathers: a multiple of 16 from 16 to 128 whose source and
+// destination planes together take about SSB_NCHW_PACKED_BLOCK_BYTES (64 planes of 5x5 -> 3,
+// 32 of 7x7 -> 4, 16 of 10x10 -> 6 and up). Against 32 planes for all, 2 threads on batches of
+// 32 (in-process): 0.90-1.01x; 16 for all took 5x5 -> 3 to 1.16-1.22x, 32 took 10x10 -> 6 and
+// 12x12 -> 7 to about 1.09x of 16.
+#ifndef SSB_NCHW_PACKED_BLOCK_BYTES
+#define SSB_NCHW_PACKED_BLOCK_BYTES 9216
+#endif
+inline int packed_block_planes(std::int64_t src_pixels, std::int64_t dst_pixels) {
+  const std::int64_t bytes = std::int64_t(sizeof(float)) * (src_pixels + dst_pixels);
+  const std::int64_t planes = std::int64_t(SSB_NCHW_PACKED_BLOCK_BYTES) / bytes / 16 * 16;
+  return int(planes < 16 ? 16 : planes > 128 ? 128 : planes);
+}
+// In launches over maps of SSB_NCHW_PACKED_PREFETCH_MIN_BYTES bytes and more (source and
+// destination), the packed gathers ask for the next task's planes while they run a block: 1,
+// those of the larger grid (source planes for forward gathers, destination planes for inverse
+// ones); 2, both; 0, none. The block's register-by-register order reads and writes each plane
+// in pieces, far apart. 2 threads, batches of 32, against no prefetch (in-process): 0.87-0.97x
+// on 7x7 -> 4 to 12x12 -> 7 (launches of 17-25 MiB; 0.56x on the inverse 8x8 -> 5), but
+// 1.11-1.29x on 5x5 -> 3 and 6x6 -> 3 (9 and 12 MiB, which stay in this L3 of 35.75 MiB); asking
+// for both grids cost up to 1.2x in cache (one thread).
+#ifndef SSB_NCHW_PACKED_PREFETCH
+#define SSB_NCHW_PACKED_PREFETCH 1
+#endif
+#ifndef SSB_NCHW_PACKED_PREFETCH_MIN_BYTES
+#define SSB_NCHW_PACKED_PREFETCH_MIN_BYTES (14ll << 20)
 #endif
 
 // Planes c0 .. c0 + count - 1 of image n of float NCHW maps whose rows fit packed_fits, by the
-// packed body with the image's plan (packed_plan). `scratch` holds 16 * SSB_NCHW_PACKED_PLANES *
-// (dst.height + 1) + 16 floats.
+// packed body with the image's plan (packed_plan): each register of the plan for every plane of
+// the block, then each vector for every plane, so that a register's or vector's slots are loaded
+// once per block and held in registers. `scratch` holds 16 * count * plan.registers + 16 floats
+// (the R registers of the block's planes, register by register).
+template <bool Checked>
+inline void packed_block(const PackedPlan& plan, const PackedTerm* terms,
+                         const PackedRegister* registers, const PackedVector* vectors,
+                         const LaneSlot* slots, const float* src, std::int64_t base,
+                         std::int64_t src_plane, std::int64_t src_size, float* out,
+                         std::int64_t dst_plane, int dst_w, int count, float scale, float* r,
+                         int ahead, bool both) {
+  const auto load = [&](std::int64_t at) {
+    return Checked ? load16_inside(src, base + at, src_size) : _mm512_loadu_ps(src + base + at);
+  };
+  // Plane c of the `ahead` planes after the block (the next task's), asked for: its source for
+  // reading where source planes are at least as large as destination planes (forward gathers),
+  // else its destination for writing; both with `both`. Called once per plane of the first
+  // register's pass. Written out here, not through prefetch_bytes: GCC 12 finds a called function
+  // that only prefetches free of side effects and drops the call (prefetch_next_planes' calls are
+  // gone from the binaries); inlined, the prefetches stay.
+  const auto lines =
+      [](const float* p, std::int64_t count, auto write) __attribute__((always_inline)) {
+    // Every 64-byte line of [p, p + count), from the line that holds p.
+    const std::uintptr_t end = reinterpret_cast<std::uintptr_t>(p + count);
+    for (std::uintptr_t a = reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t(63); a < end;
+         a += 64) {
+      __builtin_prefetch(reinterpret_cast<const void*>(a), decltype(write)::value);
+    }
+  };
+  const auto prefetch = [&](int c) __attribute__((always_inline)) {
+    if (c >= ahead) return;
+    if (src_plane >= dst_plane || both) {
+      lines(src + base + (count + c) * src_plane, src_plane, std::integral_constant<int, 0>{});
+    }
+    if (src_plane < dst_plane || both) {
+      lines(out + (count + c) * dst_plane, dst_plane, std::integral_constant<int, 1>{});
+    }
+  };
+  for (int g = 0; g < plan.registers; ++g) {
+    const PackedRegister& reg = registers[g];
+    float* const rg = r + std::int64_t(16) * count * g;
+    const bool first = g == 0;
+    if (reg.window >= 0) {
+      with_slot_count(reg.slots, [&](auto held) {
+        const PackedSlots<decltype(held)::value> plane_slots(slots + reg.first_slot, reg.slots);
+        for (int c = 0; c < count; ++c) {
+          const std::int64_t at = c * src_plane + reg.window;
+          if (first) prefetch(c);
+          _mm512_store_ps(rg + 16 * c, plane_slots.sums(load(at), load(at + 16)));
+        }
+      });
+    } else {
+      // One row: the first term, then the others (lane_y_sums_block's arithmetic; lanes past
+      // the row hold sums of the next rows' columns, which no permute picks).
+      with_slot_count(reg.end - reg.first, [&](auto held) {
+        constexpr int S = decltype(held)::value;
+        const PackedTerm* const term = terms + reg.first;
+        const int count_terms = reg.end - reg.first;
+        __m512 weight[S > 0 ? S : 1];
+        std::int64_t offset[S > 0 ? S : 1];
+        for (int t = 0; t < S; ++t) {
+          weight[t] = _mm512_set1_ps(term[t].weight);
+          offset[t] = term[t].offset;
+        }
+        for (int c = 0; c < count; ++c) {
+          if (first) prefetch(c);
+          const std::int64_t plane = c * src_plane;
+          __m512 acc;
+          if constexpr (S > 0) {
+            acc = weight[0] * load(plane + offset[0]);
+#if defined(SSB_FIRST_TERM)
+            SSB_FIRST_TERM(acc);
+#endif
+            for (int t = 1; t < S; ++t) acc = acc + weight[t] * load(plane + offset[t]);
+          } else {
+            acc = _mm512_set1_ps(term[0].weight) * load(plane + term[0].offset);
+#if defined(SSB_FIRST_TERM)
+            SSB_FIRST_TERM(acc);
+#endif
+            for (int t = 1; t < count_terms; ++t) {
+              acc = acc + _mm512_set1_ps(term[t].weight) * load(plane + term[t].offset);
+            }
+          }
+          _mm512_store_ps(rg + 16 * c, acc);
+        }
+      });
+    }
+  }
+  const __m512 scales = _mm512_set1_ps(scale);
+  for (int v = 0; v < plan.vectors; ++v) {
+    const PackedVector& vector = vectors[v];
+    const float* const lo = r + std::int64_t(16) * count * vector.reg;
+    // The register after the plane's last R register is zero.
+    const bool last = vector.reg + 1 == plan.registers;
+    const __mmask16 rows = __mmask16(vector.rows_mask);
+    // Whole-register stores while they end inside their plane (later vectors overwrite what
+    // lies past the vector's rows), else up to the plane's end.
+    const std::int64_t at = std::int64_t(vector.a0) * dst_w;
+    const __mmask16 stored = at + 16 <= dst_plane ? __mmask16(0xFFFF) : first_lanes(dst_plane - at);
+    with_slot_count(vector.slots, [&](auto held) {
+      const PackedSlots<decltype(held)::value> plane_slots(slots + vector.first_slot, vector.slots);
+      for (int c = 0; c < count; ++c) {
+        const __m512 hi = last ? _mm512_setzero_ps() : _mm512_load_ps(lo + 16 * (count + c));
+        const __m512 acc = plane_slots.sums(_mm512_load_ps(lo + 16 * c), hi);
+        const __m512 result = _mm512_maskz_mul_ps(rows, scales, acc);
+        float* const to = out + c * dst_plane + at;
+        if (stored == 0xFFFF) {
+          _mm512_storeu_ps(to, result);
+        } else {
+          _mm512_mask_storeu_ps(to, stored, result);
+        }
+      }
+    });
+  }
+}
+
+// Planes c0 .. c0 + count - 1 of image n by packed_block, which checks its loads against the ends
+// of the source tensor only where some load of these planes can reach past one. `prefetch`: ask
+// for the next task's planes meanwhile (SSB_NCHW_PACKED_PREFETCH).
 inline void gather_planes_packed(const PackedPlan& plan, const PackedTerm* terms,
                                  const PackedRegister* registers, const PackedVector* vectors,
                                  const LaneSlot* slots, const FeatureMap<const float>& src,
                                  const FeatureMap<float>& dst, int n, int c0, int count,
-                                 float scale, float* scratch) {
-  constexpr int P = SSB_NCHW_PACKED_PLANES;
+                                 float scale, float* scratch, bool prefetch) {
   const int dst_h = dst.height, dst_w = dst.width, src_w = src.width;
   const std::int64_t src_plane = std::int64_t(src.height) * src_w;
   const std::int64_t dst_plane = std::int64_t(dst_h) * dst_w;
   const std::int64_t src_size = std::int64_t(src.batch) * src.channels * src_plane;
+  const std::int64_t base = (std::int64_t(n) * src.channels + c0) * src_plane;
+  float* const out = dst.data + (std::int64_t(n) * dst.channels + c0) * dst_plane;
   float* const r = aligned_64(scratch);
-  for (int p = 0; p < P; ++p) {
-    _mm512_store_ps(r + 16 * (p * (plan.registers + 1) + plan.registers), _mm512_setzero_ps());
-  }
-  const __m512 scales = _mm512_set1_ps(scale);
-  for (int c = c0, planes = 0; c < c0 + count; c += planes) {
-    planes = c + P <= c0 + count ? P : 1;
-    const std::int64_t base = (std::int64_t(n) * src.channels + c) * src_plane;
-    float* const out = dst.data + (std::int64_t(n) * dst.channels + c) * dst_plane;
-    const bool inside =
-        base + plan.lowest >= 0 && base + (planes - 1) * src_plane + plan.highest < src_size;
-#define SSB_PACKED_PLANES(PLANES, CHECKED)                                               \
-  packed_planes<PLANES, CHECKED>(plan, terms, registers, vectors, slots, src.data, base, \
-                                 src_plane, src_size, out, dst_plane, dst_w, scales, r)
-    if (planes == P) {
-      if (inside) {
-        SSB_PACKED_PLANES(P, false);
-      } else {
-        SSB_PACKED_PLANES(P, true);
-      }
-    } else if (inside) {
-      SSB_PACKED_PLANES(1, false);
-    } else {
-      SSB_PACKED_PLANES(1, true);
-    }
-#undef SSB_PACKED_PLANES
+  const bool inside =
+      base + plan.lowest >= 0 && base + (count - 1) * src_plane + plan.highest < src_size;
+  // The planes after the block (the next block's, of this image or the next), up to `count`.
+  const std::int64_t after =
+      std::int64_t(src.batch) * src.channels - (std::int64_t(n) * src.channels + c0 + count);
+  const int ahead =
+      SSB_NCHW_PACKED_PREFETCH && prefetch ? int(std::min<std::int64_t>(count, after)) : 0;
+  if (inside) {
+    packed_block<false>(plan, terms, registers, vectors, slots, src.data, base, src_plane, src_size,
+                        out, dst_plane, dst_w, count, scale, r, ahead,
+                        SSB_NCHW_PACKED_PREFETCH == 2);
+  } else {
+    packed_block<true>(plan, terms, registers, vectors, slots, src.data, base, src_plane, src_size,
+                       out, dst_plane, dst_w, count, scale, r, ahead,
+                       SSB_NCHW_PACKED_PREFETCH == 2);
   }
 }
 

@@ -48,16 +48,13 @@
 #endif
 // The packed bodies of float NCHW maps on AVX-512 targets (planar_packed.hpp, planar_dots.hpp): 1
 // takes them where they apply, 0 leaves those maps to the channel tiles and lane bodies (for
-// comparisons); planes per task of the packed gathers. Measured on the Cascade Lake VM only
+// comparisons). Measured on the Cascade Lake VM only
 // (bench/results/ab-cf9f147-packed.md, ab-f80369f-packed-dots.md).
 #ifndef SSB_NCHW_PACKED
 #define SSB_NCHW_PACKED 1
 #endif
 #ifndef SSB_NCHW_PACKED_DOTS
 #define SSB_NCHW_PACKED_DOTS 1
-#endif
-#ifndef SSB_NCHW_PACKED_BLOCK
-#define SSB_NCHW_PACKED_BLOCK 32
 #endif
 
 namespace ssb {
@@ -151,7 +148,10 @@ void launch_gather(const Exec& exec, const Weights<T>& w, const FeatureMap<const
         const std::int64_t in_pixels = std::int64_t(w.in_height()) * w.in_width();
         if (SSB_NCHW_PACKED && packed_fits(src.width, dst.width) &&
             (D == Direction::forward || in_pixels < lanes_from)) {
-          const int block = SSB_NCHW_PACKED_BLOCK;
+          const int block = packed_block_planes(std::int64_t(src.height) * src.width,
+                                                std::int64_t(dst.height) * dst.width);
+          const bool prefetch = std::int64_t(sizeof(T)) * launch_work(src, dst) >=
+                                std::int64_t(SSB_NCHW_PACKED_PREFETCH_MIN_BYTES);
           const int blocks = (channels + block - 1) / block;
           // The plan of each image first (packed_plan's bounds), then the planes.
           const std::size_t rows = std::size_t(dst.height), batch = std::size_t(w.batch);
@@ -178,7 +178,7 @@ void launch_gather(const Exec& exec, const Weights<T>& w, const FeatureMap<const
                 gather_planes_packed(
                     plans[n], term + n * terms, reg + n * rows, vec + n * rows, slot + n * slots,
                     src, dst, int(n), c0, std::min(block, channels - c0), scale,
-                    thread_scratch<float>(16 * SSB_NCHW_PACKED_PLANES * (rows + 1) + 16));
+                    thread_scratch<float>(16 * std::size_t(block) * rows + 16), prefetch);
               },
               launch_work(src, dst));
           return;
