@@ -37,9 +37,10 @@ namespace detail {
 // the same bits. The plan depends only on the image's segments: launch_gather builds each
 // image's once per launch (rebuilt for every block of 32 planes, the plans took the body to
 // 1.1-1.6x its time: one thread, 5x5 to 16x16 planes in cache). Its first form ran 4 planes side
-// by side through the whole plan, reading each slot from memory for every 4 planes; one thread,
-// in cache, 5x5 -> 3 to 10x10 -> 6, this order takes 0.52-0.83x its time, 2 threads on batches
-// of 32 0.74-1.0x (bench/results/ab-s31-packed-order.md).
+// by side through the whole plan, reading each slot from memory for every 4 planes; against it
+// this order takes 0.49-0.92x the time on 5x5 -> 3 to 16x16 -> 9 (one thread, in cache) and
+// 0.60-1.02x (`sample`, `sample_inverse`; 2 threads, batches of 32;
+// bench/results/ab-s31-packed-order.md).
 struct PackedTerm {
   std::int32_t offset;  // of the source row in the plane
   float weight;
