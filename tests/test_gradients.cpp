@@ -243,8 +243,8 @@ TEST_CASE_TEMPLATE("a backward verb gives the same bits for both outputs as for 
 #if defined(SSB_VECTOR_EXTENSIONS)
 // The NCHW pair dots of planes whose groups of dot_lanes channels fit tile_pair_dots' tiles
 // (planar_dots.hpp) keep pair_dot's lanes, order and tree: NHWC's weight gradients, bit for bit.
-// So do those of the packed body (float planes of 48 to 128 pixels on both grids together on
-// AVX-512 targets: the 7x6, 6x9, 9x7 and 8x7 cases below in the native test binary).
+// So do those of the packed body (float planes of 24 to 128 pixels on both grids together on
+// AVX-512 targets: all cases below but the 3x3 one in the native test binary).
 // Channels below, at and past one group, and past one tile (1500); zero rows and columns; both
 // verbs; float and double. Both grids together have at most 128 pixels, so that one group fits a
 // tile (dots_tile_bytes) with vectors of up to 64 bytes. The host bodies, through ssb::serial
@@ -279,9 +279,9 @@ TEST_CASE("NCHW weight gradients equal NHWC's bit for bit on planes that fit the
     ssb::sample_inverse_backward(Exec{}, w, y_c.cview(), d_z_c.cview(), none, inverse_nchw);
     CHECK(test::bitwise_equal(inverse_nhwc.values(), inverse_nchw.values()));
   };
-  for (const Case& k :
-       {Case{2, 5, 5, 3, 3, 3}, Case{1, 7, 6, 64, 4, 5}, Case{2, 6, 9, 65, 3, 6},
-        Case{1, 9, 7, 200, 5, 4}, Case{2, 3, 4, 1500, 3, 4}, Case{1, 8, 7, 130, 9, 6}}) {
+  for (const Case& k : {Case{2, 5, 5, 3, 3, 3}, Case{1, 7, 6, 64, 4, 5}, Case{2, 6, 9, 65, 3, 6},
+                        Case{1, 9, 7, 200, 5, 4}, Case{2, 3, 4, 1500, 3, 4},
+                        Case{1, 8, 7, 130, 9, 6}, Case{2, 3, 3, 70, 2, 2}}) {
     check(0.0f, k);
     check(0.0, k);
   }

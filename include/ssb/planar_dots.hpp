@@ -1,7 +1,7 @@
 // ssbnet: the pair dots of NCHW maps (the weight gradients' D(k, l) of backward.hpp, for maps
 // whose layout is NCHW on both grids); planar.hpp has their gathers, and the helpers both share.
 //
-// Float planes of 48 to 128 pixels on both grids together (at most 64 each) on AVX-512 targets
+// Float planes of 24 to 128 pixels on both grids together (at most 64 each) on AVX-512 targets
 // take the packed body (packed_pair_dots: no tiles, the NHWC pair dots' bits). Planes whose groups
 // of dot_lanes channels fit a tile take tile_pair_dots (channels-last tiles, the NHWC pair dots'
 // bits). Larger float planes on AVX-512 targets take the lane body, one task
@@ -359,9 +359,13 @@ struct alignas(64) PackedDotBlock {
 // and at least SSB_NCHW_PACKED_DOTS_MIN_PIXELS together. One thread, 256 channels, the weight
 // gradient alone, against tile_pair_dots (Cascade Lake VM, ns per plane): 5x5 -> 3 40 against 27,
 // 6x6 -> 3 44 and 44, 5x5 -> 4 38 and 42, 6x6 -> 4 56 and 62, 7x7 -> 4 38 and 80, 7x7 -> 5 78 and
-// 105, 8x8 -> 5 79 and 118.
+// 105, 8x8 -> 5 79 and 118; hence 48 pixels then. In s31, after load16_inside was made always
+// inline (GCC had stopped inlining it here), both in one process, 2 threads, batches of 32, 2048
+// channels, the weight gradient alone, packed / tiles: 4x4 -> 3 0.74-0.77, 5x5 -> 3 0.82-0.91,
+// 5x5 -> 4 0.62-0.71, 6x6 -> 3 0.70-0.77, but 4x4 -> 2 1.28-1.30 and 3x3 -> 2 1.04-1.36 (20 and 13
+// pixels; bench/results/ab-s31-packed-order.md).
 #ifndef SSB_NCHW_PACKED_DOTS_MIN_PIXELS
-#define SSB_NCHW_PACKED_DOTS_MIN_PIXELS 48
+#define SSB_NCHW_PACKED_DOTS_MIN_PIXELS 24
 #endif
 // Blocks of 16 pairs for these weights, and the scratch floats of packed_pair_dots.
 template <class T>

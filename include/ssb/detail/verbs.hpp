@@ -262,7 +262,7 @@ void launch_pair_dots(const Exec& exec, const Weights<T>& w, const FeatureMap<co
       return;
     }
 #if defined(SSB_PLANAR_AVX512)
-    // Float planes of 48 to 128 pixels on both grids together (packed_dots_fit): the packed body,
+    // Float planes of 24 to 128 pixels on both grids together (packed_dots_fit): the packed body,
     // one task per image, the NHWC pair dots' bits.
     if constexpr (std::is_same<T, float>::value) {
       if (SSB_NCHW_PACKED_DOTS && packed_dots_fit(w, std::int64_t(src.height) * src.width,
