@@ -291,8 +291,9 @@ inline int packed_block_planes(std::int64_t src_pixels, std::int64_t dst_pixels)
 // ones); 2, both; 0, none. The block's register-by-register order reads and writes each plane
 // in pieces, far apart. 2 threads, batches of 32, against no prefetch (in-process): 0.87-0.97x
 // on 7x7 -> 4 to 12x12 -> 7 (launches of 17-25 MiB; 0.56x on the inverse 8x8 -> 5), but
-// 1.11-1.29x on 5x5 -> 3 and 6x6 -> 3 (9 and 12 MiB, which stay in this L3 of 35.75 MiB); asking
-// for both grids cost up to 1.2x in cache (one thread).
+// 1.11-1.29x on 5x5 -> 3 and 6x6 -> 3 (9 and 12 MiB, which stay in this L3 of 35.75 MiB). Both
+// grids took 10x10 -> 6 and 12x12 -> 7 in cache (one thread) from 0.76-0.99x of the first form's
+// time to 1.04-1.24x.
 #ifndef SSB_NCHW_PACKED_PREFETCH
 #define SSB_NCHW_PACKED_PREFETCH 1
 #endif
@@ -322,9 +323,9 @@ inline void packed_block(const PackedPlan& plan, const PackedTerm* terms,
   // that only prefetches free of side effects and drops the call (prefetch_next_planes' calls are
   // gone from the binaries); inlined, the prefetches stay.
   const auto lines =
-      [](const float* p, std::int64_t count, auto write) __attribute__((always_inline)) {
-    // Every 64-byte line of [p, p + count), from the line that holds p.
-    const std::uintptr_t end = reinterpret_cast<std::uintptr_t>(p + count);
+      [](const float* p, std::int64_t floats, auto write) __attribute__((always_inline)) {
+    // Every 64-byte line of [p, p + floats), from the line that holds p.
+    const std::uintptr_t end = reinterpret_cast<std::uintptr_t>(p + floats);
     for (std::uintptr_t a = reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t(63); a < end;
          a += 64) {
       __builtin_prefetch(reinterpret_cast<const void*>(a), decltype(write)::value);
