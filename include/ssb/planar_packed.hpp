@@ -224,29 +224,20 @@ struct PackedSlots {
   // The sums of the slots (lane_x_sums' arithmetic: from the first slot, under each slot's mask)
   // of terms picked from (lo, hi) by two-register permutes; 0 without slots.
   __attribute__((always_inline)) __m512 sums(__m512 lo, __m512 hi) const {
-    if constexpr (S > 0) {
-      __m512 acc =
-          _mm512_maskz_mov_ps(mask[0], weight[0] * _mm512_permutex2var_ps(lo, index[0], hi));
+    const int n = S > 0 ? S : count;
+    if (n == 0) return _mm512_setzero_ps();
+    const auto term = [&](int s) {
+      const __m512i i = S > 0 ? index[s] : _mm512_load_si512(slots[s].index);
+      return (S > 0 ? weight[s] : _mm512_load_ps(slots[s].weight)) *
+             _mm512_permutex2var_ps(lo, i, hi);
+    };
+    const auto mask_of = [&](int s) { return S > 0 ? mask[s] : __mmask16(slots[s].mask); };
+    __m512 acc = _mm512_maskz_mov_ps(mask_of(0), term(0));
 #if defined(SSB_FIRST_TERM)
-      SSB_FIRST_TERM(acc);
+    SSB_FIRST_TERM(acc);
 #endif
-      for (int s = 1; s < S; ++s) {
-        const __m512 term = _mm512_permutex2var_ps(lo, index[s], hi);
-        acc = _mm512_mask_mov_ps(acc, mask[s], acc + weight[s] * term);
-      }
-      return acc;
-    } else {
-      __m512 acc = _mm512_setzero_ps();
-      for (int s = 0; s < count; ++s) {
-        const __m512i i = _mm512_load_si512(slots[s].index);
-        const __mmask16 m = __mmask16(slots[s].mask);
-        const __m512 w = _mm512_load_ps(slots[s].weight);
-        const __m512 term = _mm512_permutex2var_ps(lo, i, hi);
-        acc =
-            s == 0 ? _mm512_maskz_mov_ps(m, w * term) : _mm512_mask_mov_ps(acc, m, acc + w * term);
-      }
-      return acc;
-    }
+    for (int s = 1; s < n; ++s) acc = _mm512_mask_mov_ps(acc, mask_of(s), acc + term(s));
+    return acc;
   }
 };
 
@@ -319,25 +310,14 @@ inline void packed_block(const PackedPlan& plan, const PackedTerm* terms,
   // Plane c of the `ahead` planes after the block (the next task's), asked for: its source for
   // reading where source planes are at least as large as destination planes (forward gathers),
   // else its destination for writing; both with `both`. Called once per plane of the first
-  // register's pass. Written out here, not through prefetch_bytes: GCC 12 finds a called function
-  // that only prefetches free of side effects and drops the call (prefetch_next_planes' calls are
-  // gone from the binaries); inlined, the prefetches stay.
-  const auto lines =
-      [](const float* p, std::int64_t floats, auto write) __attribute__((always_inline)) {
-    // Every 64-byte line of [p, p + floats), from the line that holds p.
-    const std::uintptr_t end = reinterpret_cast<std::uintptr_t>(p + floats);
-    for (std::uintptr_t a = reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t(63); a < end;
-         a += 64) {
-      __builtin_prefetch(reinterpret_cast<const void*>(a), decltype(write)::value);
-    }
-  };
+  // register's pass.
   const auto prefetch = [&](int c) __attribute__((always_inline)) {
     if (c >= ahead) return;
     if (src_plane >= dst_plane || both) {
-      lines(src + base + (count + c) * src_plane, src_plane, std::integral_constant<int, 0>{});
+      prefetch_lines(src + base + (count + c) * src_plane, src_plane);
     }
     if (src_plane < dst_plane || both) {
-      lines(out + (count + c) * dst_plane, dst_plane, std::integral_constant<int, 1>{});
+      prefetch_lines<true>(out + (count + c) * dst_plane, dst_plane);
     }
   };
   for (int g = 0; g < plan.registers; ++g) {
@@ -357,34 +337,28 @@ inline void packed_block(const PackedPlan& plan, const PackedTerm* terms,
       // One row: the first term, then the others (lane_y_sums_block's arithmetic; lanes past
       // the row hold sums of the next rows' columns, which no permute picks).
       with_slot_count(reg.end - reg.first, [&](auto held) {
+        // S > 0: S terms, weights and offsets held in registers; S = 0: read for each plane.
         constexpr int S = decltype(held)::value;
         const PackedTerm* const term = terms + reg.first;
-        const int count_terms = reg.end - reg.first;
+        const int n = S > 0 ? S : reg.end - reg.first;
         __m512 weight[S > 0 ? S : 1];
         std::int64_t offset[S > 0 ? S : 1];
         for (int t = 0; t < S; ++t) {
           weight[t] = _mm512_set1_ps(term[t].weight);
           offset[t] = term[t].offset;
         }
+        const auto weight_of = [&](int t) {
+          return S > 0 ? weight[t] : _mm512_set1_ps(term[t].weight);
+        };
+        const auto offset_of = [&](int t) { return S > 0 ? offset[t] : term[t].offset; };
         for (int c = 0; c < count; ++c) {
           if (first) prefetch(c);
           const std::int64_t plane = c * src_plane;
-          __m512 acc;
-          if constexpr (S > 0) {
-            acc = weight[0] * load(plane + offset[0]);
+          __m512 acc = weight_of(0) * load(plane + offset_of(0));
 #if defined(SSB_FIRST_TERM)
-            SSB_FIRST_TERM(acc);
+          SSB_FIRST_TERM(acc);
 #endif
-            for (int t = 1; t < S; ++t) acc = acc + weight[t] * load(plane + offset[t]);
-          } else {
-            acc = _mm512_set1_ps(term[0].weight) * load(plane + term[0].offset);
-#if defined(SSB_FIRST_TERM)
-            SSB_FIRST_TERM(acc);
-#endif
-            for (int t = 1; t < count_terms; ++t) {
-              acc = acc + _mm512_set1_ps(term[t].weight) * load(plane + term[t].offset);
-            }
-          }
+          for (int t = 1; t < n; ++t) acc = acc + weight_of(t) * load(plane + offset_of(t));
           _mm512_store_ps(rg + 16 * c, acc);
         }
       });
